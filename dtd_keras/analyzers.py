@@ -1,0 +1,342 @@
+"""Analyzers: a model in, a compiled relevance function out.
+
+:class:`Analyzer` walks the model (:mod:`dtd_keras.graph`), gives every call its
+per-layer relevance behaviour (:mod:`dtd_keras.layers`), infers the domain of every
+tensor from the declared input domain, lets the subclass choose each linear layer's
+rule, and compiles forward and backward pass into one ``tf.function`` with a free batch
+dimension. :class:`DTD` chooses rules by input domain (the seed's training-free deep
+Taylor decomposition); :class:`LRP` applies the rules it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .domains import POSITIVE, REAL, Box, Domain, as_domain
+from .explanation import Explanation
+from .graph import Call, Graph, walk
+from .layers import HEAD_ACTIVATIONS, LayerRelevance, activation_name, relevance_for
+from .rules import W2, Epsilon, Rule, ZBox, ZPlus
+
+__all__ = ["DTD", "LRP", "Analyzer"]
+
+MAX_POOL_MODES = ("winner", "proportional")
+
+
+def _strippable_head(call: Call) -> bool:
+    """A softmax/sigmoid layer whose input is the logit we explain."""
+    layer = call.operation
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    return isinstance(layer, keras.layers.Activation) and (
+        activation_name(layer.activation) in HEAD_ACTIVATIONS)
+
+
+class Analyzer:
+    """Base class: builds and compiles the relevance graph of ``model``.
+
+    Parameters
+    ----------
+    model:
+        A built Keras 3 Sequential or functional model.
+    output:
+        Which model output to explain (needed only for multi-output models).
+    max_pool:
+        ``"winner"`` (all of a window's relevance to its maximum) or
+        ``"proportional"`` (in proportion to the window's inputs).
+    jit_compile:
+        Compile with XLA (opt-in: slower on CPU, may help on GPU/TPU).
+    """
+
+    def __init__(self, model: keras.Model, *, output: int | None = None,
+                 max_pool: str = "winner", jit_compile: bool = False) -> None:
+        if max_pool not in MAX_POOL_MODES:
+            raise ValueError(f"max_pool must be one of {MAX_POOL_MODES}, got {max_pool!r}")
+        self.model = model
+        self.max_pool = max_pool
+        self.graph: Graph = walk(model, output)
+        self.trace_count = 0
+        self._build()
+        self._function = tf.function(self._relevance_graph, jit_compile=jit_compile,
+                                     autograph=False)
+        self._concrete = None
+
+    # ----------------------------------------------------------------- building
+    def _input_domains(self) -> list[Domain]:
+        """The declared domain of each model input."""
+        return [REAL for _ in self.graph.inputs]
+
+    def _choose_rule(self, call: Call, domain: Domain, reads_input: bool) -> Rule:
+        raise NotImplementedError
+
+    def _build(self) -> None:
+        graph = self.graph
+        calls = list(graph.calls)
+        self._explained = graph.output
+        producer = graph.producer(graph.output)
+        head_linear = None
+        if producer is not None and _strippable_head(producer):
+            calls.remove(producer)
+            self._explained = producer.inputs[0]
+            producer = graph.producer(self._explained)
+        if producer is not None:
+            head_linear = producer
+
+        self.input_domains = self._input_domains()
+        domains: dict[int, Domain] = dict(zip(graph.inputs, self.input_domains))
+        input_space = {key: True for key in graph.inputs}
+        self._steps: list[tuple[LayerRelevance, Rule | None]] = []
+        self.rules: dict[str, Rule] = {}
+        self.domains: dict[str, Domain] = {}
+        for position, call in enumerate(calls):
+            in_domains = [domains[k] for k in call.inputs]
+            step = relevance_for(call, graph, position, max_pool=self.max_pool,
+                                 head=call is head_linear,
+                                 domain=in_domains[0] if in_domains else REAL)
+            rule = None
+            if step.needs_rule:
+                reads_input = all(input_space.get(k, False) for k in call.inputs)
+                rule = self._choose_rule(call, in_domains[0], reads_input)
+                self.rules[call.name] = rule
+                self.domains[call.name] = in_domains[0]
+            for key, domain in zip(call.outputs, step.domains(in_domains)):
+                domains[key] = domain
+                input_space[key] = step.keeps_input_space and all(
+                    input_space.get(k, False) for k in call.inputs)
+            self._steps.append((step, rule))
+        self._finish_build()
+
+    def _finish_build(self) -> None:
+        """Hook for subclasses to validate their configuration after the walk."""
+
+    # ------------------------------------------------------------ computing
+    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor):
+        """Forward pass, top relevance, backward pass. Traced once per analyzer."""
+        self.trace_count += 1
+        values: dict[int, tf.Tensor] = dict(zip(self.graph.inputs, inputs))
+        for step, _ in self._steps:
+            outputs = step.forward([values[k] for k in step.call.inputs])
+            values.update(zip(step.call.outputs, outputs))
+
+        logits = values[self._explained]
+        flat = tf.reshape(logits, [tf.shape(logits)[0], -1])
+        count = flat.shape[-1] if flat.shape[-1] is not None else tf.shape(flat)[-1]
+        best = tf.argmax(flat, axis=-1, output_type=tf.int32)
+        chosen = tf.where(neuron < 0, best, neuron)
+        explained = tf.gather(flat, chosen, batch_dims=1)
+        top = tf.one_hot(chosen, count, dtype=flat.dtype) * explained[:, None]
+        relevance = {self._explained: tf.reshape(top, tf.shape(logits))}
+
+        for step, rule in reversed(self._steps):
+            call = step.call
+            upper = [relevance.pop(k, None) for k in call.outputs]
+            if all(r is None for r in upper):
+                continue
+            upper = [tf.zeros_like(values[k]) if r is None else r
+                     for k, r in zip(call.outputs, upper)]
+            lower = step.relevance([values[k] for k in call.inputs],
+                                   [values[k] for k in call.outputs], upper, rule)
+            for key, r in zip(call.inputs, lower):
+                relevance[key] = r if key not in relevance else relevance[key] + r
+        maps = tuple(relevance.get(k, tf.zeros_like(values[k])) for k in self.graph.inputs)
+        return maps, chosen, explained
+
+    @property
+    def function(self) -> tf.types.experimental.PolymorphicFunction:
+        """The ``tf.function`` ``(inputs_tuple, neuron) -> (maps, neuron, logit)``.
+
+        It has no ``input_signature``, so it can be given to
+        ``tf.distribute.Strategy.run``. ``neuron`` is int32 of shape ``[batch]``;
+        ``-1`` selects the top logit. Inputs are not domain-checked here.
+        """
+        return self._function
+
+    @property
+    def input_specs(self) -> tuple[tf.TensorSpec, ...]:
+        """One float32 spec per model input, batch dimension free."""
+        return tuple(
+            tf.TensorSpec((None, *self.graph.shapes[k][1:]), tf.float32, name=f"input_{i}")
+            for i, k in enumerate(self.graph.inputs))
+
+    @property
+    def concrete_function(self):
+        """The function traced once for any batch size (built on first use)."""
+        if self._concrete is None:
+            self._concrete = self._function.get_concrete_function(
+                self.input_specs, tf.TensorSpec((None,), tf.int32, name="neuron"))
+        return self._concrete
+
+    @property
+    def output_size(self) -> int | None:
+        """Number of neurons in the explained output (None if not static)."""
+        shape = self.graph.shapes.get(self._explained)
+        if shape is None:
+            shape = self._steps[-1][0].call.node.output_tensors[0].shape if self._steps else None
+        if shape is None or any(d is None for d in shape[1:]):
+            return None
+        return int(np.prod(shape[1:], dtype=np.int64))
+
+    def _prepare(self, x: Any) -> list[np.ndarray]:
+        n = len(self.graph.inputs)
+        items = list(x) if (n > 1 and isinstance(x, (list, tuple))) else [x]
+        if len(items) != n:
+            raise ValueError(f"the model has {n} inputs; pass a list of {n} arrays, "
+                             f"got {len(items)}")
+        arrays = []
+        for i, (key, name, item, domain) in enumerate(zip(
+                self.graph.inputs, self.graph.input_names, items, self.input_domains)):
+            what = f"input {i} ('{name}')"
+            if isinstance(item, tf.Tensor):
+                item = item.numpy()
+            array = np.asarray(item, dtype=np.float32)
+            expected = self.graph.shapes[key]
+            ok = array.ndim == len(expected) and all(
+                e is None or e == a for e, a in zip(expected[1:], array.shape[1:]))
+            if not ok:
+                raise ValueError(f"{what} has shape {array.shape}; the model expects "
+                                 f"{('batch',) + tuple(expected[1:])}")
+            if not np.all(np.isfinite(array)):
+                bad = np.count_nonzero(~np.isfinite(array))
+                raise ValueError(f"{what} contains {bad} NaN or infinite values")
+            domain.check(array, what)
+            arrays.append(array)
+        sizes = {a.shape[0] for a in arrays}
+        if len(sizes) != 1:
+            raise ValueError(f"inputs have different batch sizes: {sorted(sizes)}")
+        return arrays
+
+    def _neurons(self, neuron: Any, batch: int) -> np.ndarray:
+        size = self.output_size
+        if neuron is None:
+            return np.full((batch,), -1, dtype=np.int32)
+        chosen = np.asarray(neuron)
+        if chosen.ndim == 0:
+            chosen = np.full((batch,), int(chosen), dtype=np.int64)
+        elif chosen.shape != (batch,):
+            raise ValueError(f"neuron must be an int or one index per sample ({batch}); "
+                             f"got shape {chosen.shape}")
+        if not np.issubdtype(chosen.dtype, np.integer):
+            raise ValueError(f"neuron must hold integers, got dtype {chosen.dtype}")
+        limit = size if size is not None else np.iinfo(np.int32).max
+        if np.any(chosen < 0) or np.any(chosen >= limit):
+            raise ValueError(f"neuron index out of range: got {chosen.tolist()}, the "
+                             f"explained output has {size} neurons")
+        return chosen.astype(np.int32)
+
+    def explain(self, x: Any, neuron: int | Sequence[int] | None = None) -> Explanation:
+        """Relevance for ``x`` with the chosen neurons and explained logits.
+
+        ``neuron=None`` explains each sample's top logit; an int explains that output
+        neuron for every sample; a sequence gives one neuron per sample.
+        """
+        arrays = self._prepare(x)
+        chosen = self._neurons(neuron, arrays[0].shape[0])
+        maps, picked, logits = self.concrete_function(
+            tuple(tf.constant(a) for a in arrays), tf.constant(chosen))
+        maps = [m.numpy().astype(np.float32, copy=False) for m in maps]
+        return Explanation(maps if len(maps) > 1 else maps[0], picked.numpy(), logits.numpy())
+
+    def analyze(self, x: Any, neuron: int | Sequence[int] | None = None
+                ) -> np.ndarray | list[np.ndarray]:
+        """Relevance maps (float32, shaped like ``x``; a list for multi-input models)."""
+        return self.explain(x, neuron).relevance
+
+    def __repr__(self) -> str:
+        rules = ", ".join(f"{k}: {v!r}" for k, v in self.rules.items())
+        return f"{type(self).__name__}({self.model.name!r}, rules={{{rules}}})"
+
+
+def _per_input(value: Any, count: int) -> list[Any]:
+    if isinstance(value, list):
+        if len(value) != count:
+            raise ValueError(f"got {len(value)} input domains for a model with {count} inputs")
+        return value
+    return [value] * count
+
+
+class DTD(Analyzer):
+    """Training-free deep Taylor decomposition: each layer's rule from its input's domain.
+
+    The model input has the declared ``input_domain``; a ReLU output is ℝ₊; pooling,
+    flatten, reshape and dropout keep their input's domain; a linear output is ℝ. Each
+    Dense/Conv layer gets the seed's rule for the domain of its input: ℝ → w²,
+    ℝ₊ → z⁺, box → zᴮ (so zᴮ/w²/z⁺ at the first layer of a ReLU network, z⁺ above).
+    ``analyzer.rules`` shows the choice per layer.
+
+    Parameters
+    ----------
+    input_domain:
+        ``"real"`` (default, valid for any input), ``"positive"``, ``dk.Box(low, high)``
+        or a ``(low, high)`` tuple; a list gives one per model input. Inputs outside it
+        raise :class:`~dtd_keras.errors.DomainError` (a ``ValueError``).
+    """
+
+    def __init__(self, model: keras.Model, input_domain: Any = "real", **options: Any) -> None:
+        self._declared = input_domain
+        super().__init__(model, **options)
+
+    def _input_domains(self) -> list[Domain]:
+        return [as_domain(d) for d in _per_input(self._declared, len(self.graph.inputs))]
+
+    def _choose_rule(self, call: Call, domain: Domain, reads_input: bool) -> Rule:
+        if isinstance(domain, Box):
+            return ZBox(domain.low, domain.high)
+        if domain is POSITIVE:
+            return ZPlus()
+        return W2()
+
+
+class LRP(Analyzer):
+    """Layer-wise relevance propagation with the rules you give.
+
+    Parameters
+    ----------
+    rule:
+        The rule for every Dense/Conv layer (default ``Epsilon(1e-6)``).
+    input_rule:
+        The rule for the layers that read the model input (through reshapes, pooling or
+        dropout only), e.g. ``ZBox(0, 1)`` for pixels. A ``ZBox`` input rule also
+        declares the input domain: inputs outside its box raise ``DomainError``.
+    layer_rules:
+        ``{layer name: rule}`` overrides (a nested layer is ``"inner_model/layer"``; a
+        layer called twice can be named per call, ``"dense[1]"``, or for all calls).
+    """
+
+    def __init__(self, model: keras.Model, rule: Rule | None = None, *,
+                 input_rule: Rule | None = None,
+                 layer_rules: Mapping[str, Rule] | None = None, **options: Any) -> None:
+        self.rule = Epsilon() if rule is None else rule
+        self.input_rule = input_rule
+        self.layer_rules = dict(layer_rules or {})
+        for where, r in [("rule", self.rule), ("input_rule", input_rule),
+                         *((f"layer_rules[{k!r}]", v) for k, v in self.layer_rules.items())]:
+            if r is not None and not isinstance(r, Rule):
+                raise TypeError(f"{where} must be a dtd_keras rule (e.g. dk.rules.Epsilon(0.1)), "
+                                f"got {r!r}")
+        self._used: set[str] = set()
+        super().__init__(model, **options)
+
+    def _input_domains(self) -> list[Domain]:
+        if isinstance(self.input_rule, ZBox):
+            return [Box(self.input_rule.low, self.input_rule.high) for _ in self.graph.inputs]
+        return [REAL for _ in self.graph.inputs]
+
+    def _choose_rule(self, call: Call, domain: Domain, reads_input: bool) -> Rule:
+        for key in (call.name, call.scope + call.operation.name, call.operation.name):
+            if key in self.layer_rules:
+                self._used.add(key)
+                return self.layer_rules[key]
+        if reads_input and self.input_rule is not None:
+            return self.input_rule
+        return self.rule
+
+    def _finish_build(self) -> None:
+        unknown = sorted(set(self.layer_rules) - self._used)
+        if unknown:
+            raise ValueError(f"layer_rules names layers that have no rule to set: {unknown}; "
+                             f"the rule-taking layers are {sorted(self.rules)}")

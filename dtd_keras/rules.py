@@ -1,0 +1,313 @@
+r"""Relevance rules, each a few lines on one shared abstraction.
+
+A linear layer (Dense, Conv, …) computes :math:`z_j = f(x; W)_j + b_j`. Every rule here
+redistributes the upper-layer relevance :math:`R_j` onto the layer input as a sum of
+*terms*. A term ``(a, ρ, β, σ)`` names an input ``a = a(x)``, a weight map ``ρ(W)``, an
+optional bias map ``β(b)`` and a sign ``σ = ±1``. A rule with one group of terms does
+
+.. math::
+
+    d_j = \sum_t σ_t \big(f(a_t; ρ_t(W))_j + β_t(b)_j\big), \qquad s_j = R_j / d_j,
+    \qquad R_i = \sum_t σ_t\, a_{t,i} \, \big[\nabla_{a_t} (f(a_t; ρ_t(W)) \cdot s)\big]_i
+
+which is the *gradient trick*: a forward pass with modified weights, a division, one
+backward pass, a multiplication. Because ``f`` is linear in ``a``, the gradient is the
+transposed layer applied to ``s``, so this equals the seed's matrix pseudocode
+(supplement section 2) for every layer type at once. Rules with two groups (αβ) add the
+groups with coefficients.
+
+Division: where ``|d_j|`` is below the smallest normal float32 (≈1.2e-38), ``s_j = 0``:
+a neuron whose denominator vanishes passes no relevance down (never NaN or Inf).
+The ε-rule instead stabilises the denominator as the seed's section 4 writes it.
+
+Bias: the seed's DTD rules (w², z, z⁺, zᴮ) and flat leave the bias out of the
+denominator, so each layer conserves relevance exactly. ε, αβ and γ put it in, as
+LRP does, so the bias absorbs (or injects) relevance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Rule", "W2", "Z", "ZBox", "ZPlus"]
+
+Tensor = Any
+TINY = float(np.finfo(np.float32).tiny)
+
+
+def positive(t: Tensor) -> Tensor:
+    """``(t)⁺``: keep the positive part (the seed's ``w⁺ = 1[w ≥ 0] w``)."""
+    return tf.maximum(t, 0.0)
+
+
+def negative(t: Tensor) -> Tensor:
+    """``(t)⁻``: keep the negative part."""
+    return tf.minimum(t, 0.0)
+
+
+def _same(t: Tensor) -> Tensor:
+    return t
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term of a rule: input map, weight map, bias map (None: left out) and sign."""
+
+    input: Callable[[Tensor], Tensor] = _same
+    weight: Callable[[Tensor], Tensor] = _same
+    bias: Callable[[Tensor], Tensor] | None = None
+    sign: float = 1.0
+
+
+@dataclass(frozen=True)
+class Group:
+    """Terms sharing one denominator; the group's relevance is scaled by ``coefficient``."""
+
+    terms: tuple[Term, ...]
+    coefficient: float = 1.0
+
+
+def safe_divide(numerator: Tensor, denominator: Tensor) -> Tensor:
+    """``numerator / denominator``, and 0 where ``|denominator| < TINY``."""
+    zero = tf.abs(denominator) < TINY
+    return tf.where(zero, tf.zeros_like(numerator),
+                    numerator / tf.where(zero, tf.ones_like(denominator), denominator))
+
+
+class Rule:
+    """Base class: a rule is a list of term groups plus a stabiliser.
+
+    Subclasses implement :meth:`groups`; :func:`propagate` does the rest for every
+    layer type.
+    """
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        """The term groups. ``domain`` is the layer input's domain, for shortcuts only."""
+        raise NotImplementedError
+
+    def stabilize(self, denominator: Tensor) -> Tensor:
+        """Map the denominator before dividing; default: exact (zero → no relevance)."""
+        return denominator
+
+    def get_config(self) -> dict:
+        """The rule's parameters, enough to re-create it with ``type(rule)(**config)``."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Tensor],
+              kernel: Tensor, bias: Tensor | None, x: Tensor, relevance: Tensor,
+              domain: Any = None) -> Tensor:
+    """Apply ``rule`` to one linear layer with the gradient trick.
+
+    ``forward(a, kernel, bias)`` is the layer's linear map (bias may be None);
+    ``x`` its input, ``relevance`` the relevance of its output. Returns the relevance of
+    ``x``.
+    """
+    total = None
+    for group in rule.groups(domain):
+        inputs = [tf.identity(term.input(x)) for term in group.terms]
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            parts = []
+            for a, term in zip(inputs, group.terms):
+                b = term.bias(bias) if (term.bias is not None and bias is not None) else None
+                parts.append(term.sign * forward(a, term.weight(kernel), b))
+            z = tf.add_n(parts) if len(parts) > 1 else parts[0]
+        s = safe_divide(relevance, rule.stabilize(z))
+        grads = tape.gradient(z, inputs, output_gradients=s)
+        contribution = tf.add_n([a * g for a, g in zip(inputs, grads) if g is not None])
+        if group.coefficient != 1.0:
+            contribution = group.coefficient * contribution
+        total = contribution if total is None else total + contribution
+    return total
+
+
+def _ones(t: Tensor) -> Tensor:
+    return tf.ones_like(t)
+
+
+def _square(t: Tensor) -> Tensor:
+    return tf.square(t)
+
+
+@dataclass(frozen=True)
+class W2(Rule):
+    r"""w²-rule (seed 1.1/2.1), for inputs in ℝᵈ.
+
+    :math:`R_i = \sum_j \frac{w_{ij}^2}{\sum_i w_{ij}^2} R_j`. Input-independent; the
+    bias is left out. Terms: input 1, weights W².
+    """
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        return (Group((Term(input=_ones, weight=_square),)),)
+
+
+@dataclass(frozen=True)
+class Z(Rule):
+    r"""z-rule (seed 1.2/2.2): :math:`R_i = \sum_j \frac{z_{ij}}{\sum_i z_{ij}} R_j`.
+
+    ``z_ij = x_i w_ij``.
+
+    The bias is left out of the denominator (conservative). Can produce negative
+    relevance, and is unstable where :math:`\sum_i z_{ij} ≈ 0`.
+    """
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        return (Group((Term(),)),)
+
+
+@dataclass(frozen=True)
+class ZPlus(Rule):
+    r"""z⁺-rule (seed 1.3/2.3), for inputs in ℝᵈ₊.
+
+    :math:`R_i = \sum_j \frac{x_i w^+_{ij}}{\sum_i x_i w^+_{ij}} R_j`; bias left out.
+    """
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        return (Group((Term(weight=positive),)),)
+
+
+@dataclass(frozen=True, eq=False)
+class ZBox(Rule):
+    r"""zᴮ-rule (seed 1.4/2.4), for inputs in the box ``[low, high]``.
+
+    :math:`R_i = \sum_j \frac{x_i w_{ij} - l_i w^+_{ij} - h_i w^-_{ij}}
+    {\sum_i (x_i w_{ij} - l_i w^+_{ij} - h_i w^-_{ij})} R_j`; bias left out.
+    ``low``/``high`` are scalars or arrays broadcastable to one sample of the layer input.
+    """
+
+    low: Any = 0.0
+    high: Any = 1.0
+
+    def __post_init__(self) -> None:
+        from .domains import Box
+
+        box = Box(self.low, self.high)  # validates
+        object.__setattr__(self, "low", box.low)
+        object.__setattr__(self, "high", box.high)
+
+    def _bound(self, value: np.ndarray) -> Callable[[Tensor], Tensor]:
+        def fill(x: Tensor) -> Tensor:
+            return tf.broadcast_to(tf.constant(value, dtype=x.dtype), tf.shape(x))
+
+        return fill
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        return (Group((
+            Term(),
+            Term(input=self._bound(self.low), weight=positive, sign=-1.0),
+            Term(input=self._bound(self.high), weight=negative, sign=-1.0),
+        )),)
+
+    def __repr__(self) -> str:
+        def show(a: np.ndarray) -> str:
+            return f"{float(a):g}" if a.ndim == 0 else f"array{a.shape}"
+
+        return f"ZBox(low={show(self.low)}, high={show(self.high)})"
+
+
+@dataclass(frozen=True)
+class Epsilon(Rule):
+    r"""LRP-ε (seed section 4): :math:`R_i = \sum_j \frac{z_{ij}}{s(\sum_i z_{ij} + b_j)} R_j`.
+
+    :math:`s(t) = t + ε(1_{t≥0} - 1_{t<0})`; the bias is in the denominator.
+    ``epsilon=0`` is LRP-0 (the z-rule with bias), with zero denominators giving zero.
+    """
+
+    epsilon: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.epsilon) or self.epsilon < 0:
+            raise ValueError(f"Epsilon needs epsilon >= 0, got {self.epsilon!r}")
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        return (Group((Term(bias=_same),)),)
+
+    def stabilize(self, denominator: Tensor) -> Tensor:
+        if self.epsilon == 0:
+            return denominator
+        sign = tf.where(denominator >= 0, tf.ones_like(denominator), -tf.ones_like(denominator))
+        return denominator + self.epsilon * sign
+
+
+@dataclass(frozen=True)
+class AlphaBeta(Rule):
+    r"""LRP-αβ (seed section 4), with α − β = 1.
+
+    :math:`R_i = \sum_j \big(α \frac{z^+_{ij}}{\sum_i z^+_{ij} + b^+_j}
+    - β \frac{z^-_{ij}}{\sum_i z^-_{ij} + b^-_j}\big) R_j`, where :math:`z^±_{ij}` is
+    the positive/negative part of the product :math:`x_i w_{ij}` (so
+    :math:`z^+ = x^+ w^+ + x^- w^-`) and :math:`b^±` the bias' parts.
+    """
+
+    alpha: float = 1.0
+    beta: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.alpha) and np.isfinite(self.beta)):
+            raise ValueError(f"AlphaBeta needs finite alpha, beta; got {self.alpha}, {self.beta}")
+        if self.beta < 0:
+            raise ValueError(f"AlphaBeta needs beta >= 0, got beta={self.beta}")
+        if abs((self.alpha - self.beta) - 1.0) > 1e-6:
+            raise ValueError(
+                f"AlphaBeta needs alpha - beta = 1 (seed section 4); got alpha={self.alpha}, "
+                f"beta={self.beta}, alpha - beta = {self.alpha - self.beta}"
+            )
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        from .domains import POSITIVE, Box
+
+        nonnegative = domain is POSITIVE or (isinstance(domain, Box) and np.all(domain.low >= 0))
+        pos = [Term(input=positive, weight=positive, bias=positive)]
+        neg = [Term(input=positive, weight=negative, bias=negative)]
+        if not nonnegative:  # negative inputs: x⁻w⁻ ≥ 0 and x⁻w⁺ ≤ 0 contribute too
+            pos.append(Term(input=negative, weight=negative))
+            neg.append(Term(input=negative, weight=positive))
+        groups = [Group(tuple(pos), self.alpha)]
+        if self.beta != 0:
+            groups.append(Group(tuple(neg), -self.beta))
+        return tuple(groups)
+
+
+@dataclass(frozen=True)
+class Gamma(Rule):
+    r"""LRP-γ (Montavon et al. 2019, "Layer-wise relevance propagation: an overview").
+
+    :math:`R_i = \sum_j \frac{x_i (w_{ij} + γ w^+_{ij})}{\sum_i x_i (w_{ij} + γ w^+_{ij})
+    + b_j + γ b^+_j} R_j`: weights and bias are both pushed towards their positive part;
+    the bias is in the denominator. Meant for non-negative inputs (after a ReLU);
+    ``gamma=0`` is LRP-0.
+    """
+
+    gamma: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.gamma) or self.gamma < 0:
+            raise ValueError(f"Gamma needs gamma >= 0, got {self.gamma!r}")
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        g = self.gamma
+
+        def rho(t: Tensor) -> Tensor:
+            return t + g * positive(t)
+
+        return (Group((Term(weight=rho, bias=rho),)),)
+
+
+@dataclass(frozen=True)
+class Flat(Rule):
+    r"""Flat rule: :math:`R_i = \sum_j \frac{1}{\sum_{i'} 1} R_j` over the inputs ``i``
+    connected to ``j`` (its receptive field; padding is not an input).
+
+    The w²-rule with every weight set to 1; bias left out.
+    """
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        return (Group((Term(input=_ones, weight=_ones),)),)
+
+
