@@ -31,6 +31,18 @@ from .explanation import Explanation
 from .layers import register_layer
 
 __version__ = "0.1.0"
+
+_SUBMODULES = ("callbacks", "export", "image")
+
+
+def __getattr__(name: str):
+    """Import the optional submodules (pictures, callbacks, export) on first use."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "UnsupportedLayerError",
     "register_layer", "rules",

@@ -246,6 +246,12 @@ class Analyzer:
         """Relevance maps (float32, shaped like ``x``; a list for multi-input models)."""
         return self.explain(x, neuron).relevance
 
+    def export(self, path: str) -> None:
+        """Write a TensorFlow SavedModel serving these explanations (see :mod:`dtd_keras.export`)."""
+        from .export import export_analyzer
+
+        export_analyzer(self, path)
+
     def __repr__(self) -> str:
         rules = ", ".join(f"{k}: {v!r}" for k, v in self.rules.items())
         return f"{type(self).__name__}({self.model.name!r}, rules={{{rules}}})"
