@@ -247,7 +247,7 @@ class Analyzer:
         return self.explain(x, neuron).relevance
 
     def export(self, path: str) -> None:
-        """Write a TensorFlow SavedModel serving these explanations (see :mod:`dtd_keras.export`)."""
+        """Write a TensorFlow SavedModel serving these explanations (:mod:`dtd_keras.export`)."""
         from .export import export_analyzer
 
         export_analyzer(self, path)
