@@ -88,9 +88,7 @@ def _require_matplotlib() -> Any:
 
 def _as_float(x: Any, name: str) -> np.ndarray:
     arr = np.asarray(x)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-    ):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise ValueError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"{name} must be real-valued, got dtype {arr.dtype}")
@@ -155,9 +153,7 @@ def _apply_cmap(values: np.ndarray, cm: Colormap) -> np.ndarray:
     return np.asarray(cm(t))[..., :3]
 
 
-def _scale(
-    maps: np.ndarray, mode: str | None, percentile: float, per_sample: bool
-) -> np.ndarray:
+def _scale(maps: np.ndarray, mode: str | None, percentile: float, per_sample: bool) -> np.ndarray:
     if mode is None:
         if not np.all(np.isfinite(maps)):
             raise ValueError("R contains NaN or infinite values")
