@@ -215,13 +215,13 @@ class Analyzer:
         if neuron is None:
             return np.full((batch,), -1, dtype=np.int32)
         chosen = np.asarray(neuron)
+        if not np.issubdtype(chosen.dtype, np.integer):
+            raise ValueError(f"neuron must hold integers, got {neuron!r} ({chosen.dtype})")
         if chosen.ndim == 0:
             chosen = np.full((batch,), int(chosen), dtype=np.int64)
         elif chosen.shape != (batch,):
             raise ValueError(f"neuron must be an int or one index per sample ({batch}); "
                              f"got shape {chosen.shape}")
-        if not np.issubdtype(chosen.dtype, np.integer):
-            raise ValueError(f"neuron must hold integers, got dtype {chosen.dtype}")
         limit = size if size is not None else np.iinfo(np.int32).max
         if np.any(chosen < 0) or np.any(chosen >= limit):
             raise ValueError(f"neuron index out of range: got {chosen.tolist()}, the "

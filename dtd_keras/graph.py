@@ -126,6 +126,15 @@ def walk(model: Any, output: int | None = None) -> Graph:
     if not 0 <= output < len(outputs):
         raise ValueError(f"output={output} is out of range: model has {len(outputs)} outputs")
 
+    seen: dict[int, int] = {}
+    for call in calls:  # number calls over the whole graph: names don't depend on `output`
+        call.index = seen.get(id(call.operation), 0)
+        seen[id(call.operation)] = call.index + 1
+    repeated = {k for k, v in seen.items() if v > 1}
+    for call in calls:
+        if id(call.operation) in repeated:
+            call.name = f"{call.name}[{call.index}]"
+
     needed = {outputs[output]}
     kept: list[Call] = []
     for call in reversed(calls):
@@ -134,14 +143,6 @@ def walk(model: Any, output: int | None = None) -> Graph:
             needed.update(call.inputs)
     kept.reverse()
 
-    seen: dict[int, int] = {}
-    for call in kept:
-        call.index = seen.get(id(call.operation), 0)
-        seen[id(call.operation)] = call.index + 1
-    repeated = {k for k, v in seen.items() if v > 1}
-    for call in kept:
-        if id(call.operation) in repeated:
-            call.name = f"{call.name}[{call.index}]"
 
     names = [getattr(t, "name", f"input_{i}") for i, t in enumerate(functional.inputs)]
     return Graph(list(input_keys), names, outputs[output], kept, shapes)

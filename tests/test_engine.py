@@ -1,0 +1,211 @@
+"""Engine behaviour: seed section 3 properties, tracing, live weights, graph shapes, errors."""
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import dtd_keras as dk
+from dtd_keras import rules
+
+D_IN, H1, H2, D_OUT = 6, 5, 4, 3
+
+
+def relu_mlp(softmax=False):
+    return keras.Sequential([
+        keras.Input((D_IN,)),
+        keras.layers.Dense(H1, activation="relu"),
+        keras.layers.Dense(H2),
+        keras.layers.ReLU(),
+        keras.layers.Dense(D_OUT, activation="softmax" if softmax else None),
+    ])
+
+
+def set_weights(model, rng, scale=1.0):
+    """Random weights, non-positive biases (the seed's networks have b ≤ 0)."""
+    for layer in model.layers:
+        if layer.weights:
+            kernel, bias = layer.get_weights()
+            layer.set_weights([rng.normal(0, scale, kernel.shape).astype("float32"),
+                               -np.abs(rng.normal(0, 0.1 * scale, bias.shape)).astype("float32")])
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    model = relu_mlp()
+    set_weights(model, np.random.default_rng(0))
+    return model
+
+
+@pytest.fixture(scope="module")
+def seed_analyzers(mlp):
+    """One analyzer per seed rule on the same model (weights are read live)."""
+    return {
+        "w2": dk.LRP(mlp, rules.W2()),
+        "z": dk.LRP(mlp, rules.Z()),
+        "zplus": dk.LRP(mlp, rules.ZPlus(), input_rule=rules.W2()),
+        "zbox": dk.DTD(mlp, input_domain=dk.Box(-1.0, 2.0)),
+        "dtd_real": dk.DTD(mlp),
+        "dtd_positive": dk.DTD(mlp, input_domain="positive"),
+    }
+
+
+def logits(model, x):
+    """Pre-softmax outputs computed independently of the library."""
+    head = model.layers[-1]
+    below = keras.Model(model.inputs[0], head.input)(x)
+    return np.asarray(below @ head.kernel.numpy() + head.bias.numpy())
+
+
+weights_seed = st.integers(0, 2**31 - 1)
+inputs = arrays(np.float32, (4, D_IN), elements=st.floats(-1, 2, width=32))
+PROPERTY = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@PROPERTY
+@given(seed=weights_seed, x=inputs)
+@pytest.mark.parametrize("name", ["w2", "z", "zbox", "dtd_real"])
+def test_conservation_on_random_relu_networks(seed_analyzers, mlp, name, seed, x):
+    """Definition 1: Σ input relevance = explained logit (relu nets, b ≤ 0)."""
+    set_weights(mlp, np.random.default_rng(seed))
+    e = seed_analyzers[name].explain(x)
+    np.testing.assert_allclose(e.explained, logits(mlp, x)[np.arange(4), e.neuron],
+                               rtol=1e-5, atol=1e-6)
+    total = e.relevance.reshape(4, -1).sum(axis=1)
+    # The seed explains a positive output: with b ≤ 0, a positive logit means every
+    # denominator on its way down is nonzero. w² denominators never depend on x.
+    check = np.full(4, True) if name == "w2" else e.explained > 1e-6
+    np.testing.assert_allclose(total[check], e.explained[check], rtol=2e-4, atol=1e-6)
+
+
+@PROPERTY
+@given(seed=weights_seed, x=arrays(np.float32, (4, D_IN), elements=st.floats(0, 2, width=32)))
+@pytest.mark.parametrize("name", ["zplus", "dtd_positive"])
+def test_zplus_conserves_and_is_positive_on_positive_inputs(seed_analyzers, mlp, name, seed, x):
+    set_weights(mlp, np.random.default_rng(seed))
+    e = seed_analyzers[name].explain(x)
+    p = e.properties()
+    explained_positive = e.explained > 1e-6
+    assert np.all(p.consistent[explained_positive]), str(p)
+
+
+@PROPERTY
+@given(seed=weights_seed, x=inputs)
+@pytest.mark.parametrize("name", ["w2", "zbox", "dtd_real"])
+def test_seed_rules_are_positive_in_their_domain(seed_analyzers, mlp, name, seed, x):
+    """Definition 2 for w² (any input) and zᴮ (inputs in the box), top logit > 0."""
+    set_weights(mlp, np.random.default_rng(seed))
+    e = seed_analyzers[name].explain(x)
+    p = e.properties()
+    assert np.all(p.positive[e.explained > 0]), str(p)
+
+
+def test_z_rule_can_produce_negative_relevance(seed_analyzers, mlp):
+    """The z-rule is conservative but not positive: a concrete counterexample."""
+    set_weights(mlp, np.random.default_rng(1))
+    x = np.random.default_rng(2).uniform(-1, 2, (64, D_IN)).astype("float32")
+    e = seed_analyzers["z"].explain(x)
+    p = e.properties()
+    assert np.any(~p.positive & (e.explained > 0))
+    assert p.negative_mass.min() < -1e-3
+    ok = e.explained > 1e-3  # positive outputs: every denominator is nonzero
+    np.testing.assert_allclose(p.total[ok], p.explained[ok], rtol=1e-3)
+
+
+def test_rule_choice_follows_input_domain(mlp):
+    for domain, first in [("real", rules.W2()), ("positive", rules.ZPlus()),
+                          ((0.0, 1.0), rules.ZBox(0, 1))]:
+        chosen = list(dk.DTD(mlp, input_domain=domain).rules.values())
+        assert repr(chosen[0]) == repr(first)
+        assert chosen[1:] == [rules.ZPlus(), rules.ZPlus()]
+
+
+def test_softmax_head_is_stripped_and_neuron_selection():
+    model = relu_mlp(softmax=True)
+    set_weights(model, np.random.default_rng(3))
+    x = np.random.default_rng(4).uniform(0, 1, (5, D_IN)).astype("float32")
+    analyzer = dk.DTD(model, input_domain=(0, 1))
+    z = logits(model, x)
+    e = analyzer.explain(x)
+    np.testing.assert_array_equal(e.neuron, z.argmax(axis=1))
+    np.testing.assert_allclose(e.explained, z.max(axis=1), rtol=1e-5)
+    e1 = analyzer.explain(x, neuron=1)
+    np.testing.assert_allclose(e1.explained, z[:, 1], rtol=1e-5, atol=1e-6)
+    per = [0, 2, 1, 1, 0]
+    e2 = analyzer.explain(x, neuron=per)
+    np.testing.assert_array_equal(e2.neuron, per)
+    np.testing.assert_allclose(e2.explained, z[np.arange(5), per], rtol=1e-5, atol=1e-6)
+    # each sample's map is the single-sample map (batching changes nothing)
+    single = analyzer.analyze(x[2:3], neuron=1)
+    np.testing.assert_allclose(single[0], e1.relevance[2], rtol=1e-5, atol=1e-7)
+    assert e1.relevance.dtype == np.float32 and e1.relevance.shape == x.shape
+
+
+def test_one_trace_for_many_batch_sizes_and_live_weights(mlp):
+    analyzer = dk.DTD(mlp, input_domain="positive")
+    rng = np.random.default_rng(5)
+    for batch in (1, 7, 256):
+        assert analyzer.analyze(rng.uniform(0, 1, (batch, D_IN))).shape == (batch, D_IN)
+    assert analyzer.trace_count == 1
+    x = rng.uniform(0, 1, (3, D_IN)).astype("float32")
+    before = analyzer.analyze(x)
+    set_weights(mlp, np.random.default_rng(6))  # "more training"
+    after = analyzer.analyze(x)
+    fresh = dk.DTD(mlp, input_domain="positive").analyze(x)
+    np.testing.assert_allclose(after, fresh, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(before, after)
+    assert analyzer.trace_count == 1
+
+
+@pytest.mark.parametrize("rule", [rules.W2(), rules.Z(), rules.ZPlus(), rules.ZBox(-1, 1),
+                                  rules.Epsilon(0.0), rules.Epsilon(0.1), rules.AlphaBeta(2, 1),
+                                  rules.Gamma(0.25), rules.Flat()])
+def test_zero_denominators_give_zero_not_nan(rule):
+    """All-zero inputs and a dead layer: finite maps, zero relevance where nothing flows."""
+    model = relu_mlp()
+    set_weights(model, np.random.default_rng(7))
+    dead = model.layers[1]
+    dead.set_weights([np.zeros_like(w) for w in dead.get_weights()])
+    analyzer = dk.LRP(model, rule)
+    x = np.zeros((2, D_IN), "float32")
+    x[1] = np.linspace(-1, 1, D_IN)
+    r = analyzer.analyze(x)
+    assert np.all(np.isfinite(r))
+    if not isinstance(rule, (rules.W2, rules.Flat)):
+        np.testing.assert_array_equal(r, 0.0)
+
+
+def test_nested_model_and_shared_layer_called_twice():
+    rng = np.random.default_rng(8)
+    inner_in = keras.Input((4,))
+    inner = keras.Model(inner_in, keras.layers.Dense(4, activation="relu", name="deep")(inner_in),
+                        name="inner")
+    x_in = keras.Input((4,), name="x")
+    shared = keras.layers.Dense(4, activation="relu", name="shared")
+    out = keras.layers.Dense(2, name="head")(shared(inner(shared(x_in))))
+    model = keras.Model(x_in, out)
+    set_weights(model, rng)
+    analyzer = dk.DTD(model, input_domain="positive")
+    assert list(analyzer.rules) == ["shared[0]", "inner/deep", "shared[1]", "head"]
+    x = rng.uniform(0, 1, (3, 4)).astype("float32")
+    e = analyzer.explain(x)
+    np.testing.assert_allclose(e.explained, model(x).numpy().max(axis=1), rtol=1e-5)
+    assert np.all(e.properties().consistent | (e.explained <= 0))
+    # the same network written flat, with the shared weights copied, gives the same maps
+    flat = keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(4, activation="relu")
+                                                   for _ in range(3)] + [keras.layers.Dense(2)])
+    for target, source in zip(flat.layers, [shared, inner.layers[-1], shared, model.layers[-1]]):
+        target.set_weights(source.get_weights())
+    np.testing.assert_allclose(dk.DTD(flat, input_domain="positive").analyze(x), e.relevance,
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_layer_rules_select_by_name_and_call():
+    model = relu_mlp()
+    analyzer = dk.LRP(model, rules.Epsilon(0.1), input_rule=rules.ZBox(-1, 1),
+                      layer_rules={model.layers[-1].name: rules.AlphaBeta(2, 1)})
+    assert [type(r) for r in analyzer.rules.values()] == [rules.ZBox, rules.Epsilon,
+                                                          rules.AlphaBeta]
