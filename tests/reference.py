@@ -1,0 +1,724 @@
+"""Independent numpy reference for Deep Taylor Decomposition / LRP.
+
+Written directly from the pseudocode of section 2 of the DTD supplement
+(Montavon et al., "Explaining NonLinear Classification Decisions with Deep
+Taylor Decomposition", supplementary material) and, for the LRP rules, from
+its section 4 (epsilon, alpha-beta) and Montavon et al. 2019 (gamma).
+
+Everything here is plain numpy in float64.  Keras is only *read*: layer
+configs via ``layer.get_config()`` and parameters via ``layer.get_weights()``.
+Convolutions and poolings are turned into explicit matrices / index windows by
+plain Python loops, so every linear layer is handled by the same dense-matrix
+rules below.
+
+Conventions of the matrix rules: ``W`` has shape (d_in, d_out), ``b`` (d_out),
+``X`` (d_in) for one sample, ``R`` (d_out) the relevance of the layer's
+outputs; each rule returns the relevance of the layer's inputs (d_in).
+Wherever a denominator is exactly 0 the quotient is taken to be 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+__all__ = [
+    "safe_div",
+    "w2",
+    "z",
+    "zplus",
+    "zbox",
+    "epsilon",
+    "alphabeta",
+    "gamma",
+    "flat",
+    "apply_rule",
+    "conv_as_matrix",
+    "pool_windows",
+    "maxpool_forward",
+    "maxpool_winner_backward",
+    "maxpool_proportional_backward",
+    "model_plan",
+    "forward",
+    "linear_layer_inputs",
+    "reference_relevance",
+    "dtd_rule_for_layer",
+    "constant_rule",
+]
+
+
+# ---------------------------------------------------------------------------
+# Elementwise helpers
+# ---------------------------------------------------------------------------
+
+
+def safe_div(a, b):
+    """Elementwise ``a / b`` with the result 0 wherever ``b == 0``."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    a, b = np.broadcast_arrays(a, b)
+    out = np.zeros(a.shape, dtype=np.float64)
+    nz = b != 0
+    out[nz] = a[nz] / b[nz]
+    return out
+
+
+def _plus(A):
+    """Positive part: entries >= 0 kept, the others set to 0."""
+    A = np.asarray(A, dtype=np.float64)
+    return np.where(A >= 0, A, 0.0)
+
+
+def _minus(A):
+    """Negative part: entries < 0 kept, the others set to 0."""
+    A = np.asarray(A, dtype=np.float64)
+    return np.where(A < 0, A, 0.0)
+
+
+def _f64(*arrays):
+    return [np.asarray(a, dtype=np.float64) for a in arrays]
+
+
+# ---------------------------------------------------------------------------
+# Dense-matrix propagation rules (supplement section 2 and section 4)
+# ---------------------------------------------------------------------------
+
+
+def w2(W, R):
+    """w^2-rule (supplement 2.1).  The bias is ignored.
+
+    V <- W (.) W ; N <- V (/) ([1] . V) ; return N . R
+    """
+    W, R = _f64(W, R)
+    V = W * W
+    ones = np.ones((W.shape[0], W.shape[0]))
+    N = safe_div(V, ones @ V)
+    return N @ R
+
+
+def z(W, X, R):
+    """z-rule (supplement 2.2).  The bias is not in the denominator.
+
+    Z <- W^T X ; return X (.) (W . (R (/) Z))
+    """
+    W, X, R = _f64(W, X, R)
+    Z = W.T @ X
+    return X * (W @ safe_div(R, Z))
+
+
+def zplus(W, X, R):
+    """z^+-rule (supplement 2.3).
+
+    V <- W^+ ; Z <- V^T X ; return X (.) (V . (R (/) Z))
+    """
+    W, X, R = _f64(W, X, R)
+    V = _plus(W)
+    Z = V.T @ X
+    return X * (V @ safe_div(R, Z))
+
+
+def zbox(W, X, R, L, H):
+    """z^B-rule (supplement 2.4).  ``L``/``H`` are scalars or (d_in) vectors.
+
+    U <- W^- ; V <- W^+ ; N <- R (/) (W^T X - V^T L - U^T H)
+    return X (.) (W . N) - L (.) (V . N) - H (.) (U . N)
+    """
+    W, X, R = _f64(W, X, R)
+    L = np.broadcast_to(np.asarray(L, dtype=np.float64), X.shape)
+    H = np.broadcast_to(np.asarray(H, dtype=np.float64), X.shape)
+    U = _minus(W)
+    V = _plus(W)
+    N = safe_div(R, W.T @ X - V.T @ L - U.T @ H)
+    return X * (W @ N) - L * (V @ N) - H * (U @ N)
+
+
+def epsilon(W, b, X, R, eps):
+    """LRP-epsilon (supplement section 4).
+
+    R_i = sum_j z_ij / s(sum_i z_ij + b_j) R_j,  s(t) = t + eps (1[t>=0] - 1[t<0])
+    """
+    W, b, X, R = _f64(W, b, X, R)
+    t = W.T @ X + b
+    s = t + eps * (np.where(t >= 0, 1.0, 0.0) - np.where(t < 0, 1.0, 0.0))
+    return X * (W @ safe_div(R, s))
+
+
+def alphabeta(W, b, X, R, alpha, beta):
+    """LRP-alpha-beta (supplement section 4).
+
+    R_i = sum_j (alpha z+_ij / (sum_i z+_ij + b+_j) - beta z-_ij / (sum_i z-_ij + b-_j)) R_j
+    with z_ij = x_i w_ij, z+ = max(z, 0), z- = min(z, 0), b+ = max(b, 0), b- = min(b, 0).
+    """
+    W, b, X, R = _f64(W, b, X, R)
+    Zij = X[:, None] * W
+    Zp = np.maximum(Zij, 0.0)
+    Zn = np.minimum(Zij, 0.0)
+    dp = Zp.sum(axis=0) + np.maximum(b, 0.0)
+    dn = Zn.sum(axis=0) + np.minimum(b, 0.0)
+    return alpha * (Zp @ safe_div(R, dp)) - beta * (Zn @ safe_div(R, dn))
+
+
+def gamma(W, b, X, R, g):
+    """LRP-gamma (Montavon et al. 2019, "Layer-wise relevance propagation: an overview").
+
+    R_i = sum_j x_i (w_ij + g w+_ij) / (sum_i x_i (w_ij + g w+_ij) + b_j + g b+_j) R_j
+    """
+    W, b, X, R = _f64(W, b, X, R)
+    Wg = W + g * _plus(W)
+    bg = b + g * np.maximum(b, 0.0)
+    Zij = X[:, None] * Wg
+    return Zij @ safe_div(R, Zij.sum(axis=0) + bg)
+
+
+def flat(M, R):
+    """Flat rule: R_i = sum_j M_ij / (sum_i M_ij) R_j, M the 0/1 connectivity mask."""
+    M, R = _f64(M, R)
+    return M @ safe_div(R, M.sum(axis=0))
+
+
+def _bound(v, X):
+    """A box bound as a flat vector: a scalar, or an array with one entry per input."""
+    v = np.asarray(v, dtype=np.float64)
+    X = np.reshape(X, -1)
+    if v.size == X.size:
+        return v.reshape(-1)
+    return np.broadcast_to(v, X.shape)
+
+
+def apply_rule(spec, W, b, X, R, M):
+    """Dispatch a rule spec tuple such as ``("zbox", low, high)`` to the rules above."""
+    name = spec[0]
+    if name == "w2":
+        return w2(W, R)
+    if name == "z":
+        return z(W, X, R)
+    if name == "zplus":
+        return zplus(W, X, R)
+    if name == "zbox":
+        low, high = spec[1], spec[2]
+        return zbox(W, X, R, _bound(low, X), _bound(high, X))
+    if name == "epsilon":
+        return epsilon(W, b, X, R, spec[1])
+    if name == "alphabeta":
+        return alphabeta(W, b, X, R, spec[1], spec[2])
+    if name == "gamma":
+        return gamma(W, b, X, R, spec[1])
+    if name == "flat":
+        return flat(M, R)
+    raise ValueError(f"unknown rule spec {spec!r}")
+
+
+# ---------------------------------------------------------------------------
+# Convolutions as explicit matrices
+# ---------------------------------------------------------------------------
+
+
+def _as_tuple(v, n):
+    if isinstance(v, int):
+        return (v,) * n
+    v = tuple(int(e) for e in v)
+    if len(v) == 1 and n > 1:
+        return v * n
+    return v
+
+
+def _same_pad(n, k, s, d=1):
+    """Keras/TF "same": total = max((ceil(n/s)-1)*s + (k-1)*d + 1 - n, 0); before = total//2."""
+    total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+    return total // 2
+
+
+def _out_len(n, k, s, d, padding):
+    if padding == "same":
+        return math.ceil(n / s)
+    if padding == "valid":
+        return (n - (k - 1) * d - 1) // s + 1
+    raise ValueError(f"unsupported padding {padding!r}")
+
+
+def _split_shape(shape, data_format):
+    """(spatial, channels) of a per-sample shape."""
+    shape = tuple(int(e) for e in shape)
+    if data_format == "channels_first":
+        return shape[1:], shape[0]
+    return shape[:-1], shape[-1]
+
+
+def _join_shape(spatial, channels, data_format):
+    if data_format == "channels_first":
+        return (channels,) + tuple(spatial)
+    return tuple(spatial) + (channels,)
+
+
+def _pos_index(data_format):
+    """Return f(index_array, position_tuple, channel) -> flat index."""
+    if data_format == "channels_first":
+        return lambda idx, p, c: idx[(c,) + tuple(p)]
+    return lambda idx, p, c: idx[tuple(p) + (c,)]
+
+
+def conv_as_matrix(layer, input_shape):
+    """Express a keras Conv1D/2D/3D as a dense matrix over one flattened sample.
+
+    ``input_shape`` is the per-sample input shape (a leading batch dimension is
+    dropped if present).  Returns ``(W, b, M, output_shape)`` where ``W`` is
+    (d_in, d_out), ``b`` (d_out), ``M`` the 0/1 connectivity mask (d_in, d_out)
+    and ``output_shape`` the per-sample output shape, all in the layer's own
+    data layout (C-order flattening).  ``W.T @ x.ravel() + b`` equals the
+    pre-activation output of the layer, raveled.
+    """
+    cfg = layer.get_config()
+    kernel_size = tuple(cfg["kernel_size"])
+    rank = len(kernel_size)
+    input_shape = tuple(int(e) for e in input_shape)
+    if len(input_shape) == rank + 2:
+        input_shape = input_shape[1:]
+    if len(input_shape) != rank + 1:
+        raise ValueError(f"input shape {input_shape} does not fit a {rank}D convolution")
+    strides = _as_tuple(cfg["strides"], rank)
+    dilation = _as_tuple(cfg["dilation_rate"], rank)
+    padding = cfg["padding"].lower()
+    data_format = cfg.get("data_format") or "channels_last"
+    groups = int(cfg.get("groups", 1) or 1)
+    filters = int(cfg["filters"])
+    weights = layer.get_weights()
+    kernel = np.asarray(weights[0], dtype=np.float64)
+    if cfg.get("use_bias", True):
+        bias = np.asarray(weights[1], dtype=np.float64)
+    else:
+        bias = np.zeros(filters)
+
+    spatial_in, c_in = _split_shape(input_shape, data_format)
+    if padding == "same":
+        pads = [
+            _same_pad(n, k, s, d)
+            for n, k, s, d in zip(spatial_in, kernel_size, strides, dilation, strict=True)
+        ]
+    elif padding == "valid":
+        pads = [0] * rank
+    else:
+        raise ValueError(f"unsupported padding {padding!r}")
+    spatial_out = tuple(
+        _out_len(n, k, s, d, padding)
+        for n, k, s, d in zip(spatial_in, kernel_size, strides, dilation, strict=True)
+    )
+    output_shape = _join_shape(spatial_out, filters, data_format)
+
+    d_in = int(np.prod(input_shape))
+    d_out = int(np.prod(output_shape))
+    idx_in = np.arange(d_in).reshape(input_shape)
+    idx_out = np.arange(d_out).reshape(output_shape)
+    at = _pos_index(data_format)
+
+    cin_g = c_in // groups
+    cout_g = filters // groups
+    W = np.zeros((d_in, d_out))
+    M = np.zeros((d_in, d_out))
+    b = np.zeros(d_out)
+    for o in itertools.product(*[range(n) for n in spatial_out]):
+        for co in range(filters):
+            b[at(idx_out, o, co)] = bias[co]
+        for k in itertools.product(*[range(n) for n in kernel_size]):
+            p = tuple(o[a] * strides[a] + k[a] * dilation[a] - pads[a] for a in range(rank))
+            if any(p[a] < 0 or p[a] >= spatial_in[a] for a in range(rank)):
+                continue  # a padding position: not an input
+            for co in range(filters):
+                g = co // cout_g
+                j = at(idx_out, o, co)
+                for cig in range(cin_g):
+                    i = at(idx_in, p, g * cin_g + cig)
+                    W[i, j] += kernel[k + (cig, co)]
+                    M[i, j] = 1.0
+    return W, b, M, output_shape
+
+
+# ---------------------------------------------------------------------------
+# Max pooling by loops
+# ---------------------------------------------------------------------------
+
+
+def pool_windows(layer, input_shape):
+    """Index windows of a keras MaxPooling1D/2D/3D over one flattened sample.
+
+    Returns ``(windows, output_shape)``: ``windows[j]`` is the integer array of
+    flat input indices pooled into flat output ``j`` (padding positions excluded).
+    """
+    cfg = layer.get_config()
+    rank = len(tuple(cfg["pool_size"]))
+    input_shape = tuple(int(e) for e in input_shape)
+    if len(input_shape) == rank + 2:
+        input_shape = input_shape[1:]
+    pool = _as_tuple(cfg["pool_size"], rank)
+    strides = cfg.get("strides")
+    strides = pool if strides is None else _as_tuple(strides, rank)
+    padding = cfg["padding"].lower()
+    data_format = cfg.get("data_format") or "channels_last"
+    spatial_in, channels = _split_shape(input_shape, data_format)
+    if padding == "same":
+        pads = [_same_pad(n, k, s) for n, k, s in zip(spatial_in, pool, strides, strict=True)]
+    else:
+        pads = [0] * rank
+    spatial_out = tuple(
+        _out_len(n, k, s, 1, padding) for n, k, s in zip(spatial_in, pool, strides, strict=True)
+    )
+    output_shape = _join_shape(spatial_out, channels, data_format)
+    idx_in = np.arange(int(np.prod(input_shape))).reshape(input_shape)
+    idx_out = np.arange(int(np.prod(output_shape))).reshape(output_shape)
+    at = _pos_index(data_format)
+    windows = [None] * idx_out.size
+    for o in itertools.product(*[range(n) for n in spatial_out]):
+        for c in range(channels):
+            members = []
+            for k in itertools.product(*[range(n) for n in pool]):
+                p = tuple(o[a] * strides[a] + k[a] - pads[a] for a in range(rank))
+                if any(p[a] < 0 or p[a] >= spatial_in[a] for a in range(rank)):
+                    continue
+                members.append(at(idx_in, p, c))
+            windows[at(idx_out, o, c)] = np.asarray(members, dtype=np.int64)
+    return windows, output_shape
+
+
+def maxpool_forward(windows, x):
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    return np.array([x[w].max() for w in windows])
+
+
+def maxpool_winner_backward(windows, x, R):
+    """Winner-take-all: R_j goes entirely to the argmax of its window."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    R = np.asarray(R, dtype=np.float64).reshape(-1)
+    out = np.zeros_like(x)
+    for j, w in enumerate(windows):
+        out[w[np.argmax(x[w])]] += R[j]
+    return out
+
+
+def maxpool_proportional_backward(windows, x, R):
+    """Proportional: R_i = sum_j x_i / (sum_{i in window j} x_i) R_j (0 if the sum is 0)."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    R = np.asarray(R, dtype=np.float64).reshape(-1)
+    out = np.zeros_like(x)
+    for j, w in enumerate(windows):
+        out[w] += safe_div(x[w] * R[j], x[w].sum())
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Whole-model reference
+# ---------------------------------------------------------------------------
+
+_CONV = ("Conv1D", "Conv2D", "Conv3D")
+_POOL = ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "MaxPool1D", "MaxPool2D", "MaxPool3D")
+
+
+def _activation_name(act):
+    if act is None:
+        return "linear"
+    if isinstance(act, str):
+        return act
+    if isinstance(act, dict):
+        cfg = act.get("config")
+        if isinstance(cfg, str):
+            return cfg
+        if isinstance(cfg, dict) and "name" in cfg:
+            return cfg["name"]
+        return str(act.get("class_name", "")).lower()
+    raise ValueError(f"cannot read activation {act!r}")
+
+
+def _normalize_domain(domain):
+    if isinstance(domain, str):
+        if domain not in ("real", "positive"):
+            raise ValueError(f"unknown domain {domain!r}")
+        return domain
+    d = tuple(domain)
+    if len(d) == 3 and d[0] == "box":
+        return ("box", d[1], d[2])
+    if len(d) == 2:
+        return ("box", d[0], d[1])
+    raise ValueError(f"unknown domain {domain!r}")
+
+
+def model_plan(model, input_shape):
+    """Turn a keras Sequential model into a list of numpy steps.
+
+    ``input_shape`` is the per-sample input shape.  Each step is a dict with a
+    ``kind`` in {"linear", "relu", "reshape", "identity", "maxpool", "softmax"}.
+    """
+    steps = []
+    shape = tuple(int(e) for e in input_shape)
+    n_linear = 0
+    layers = [lyr for lyr in model.layers if type(lyr).__name__ != "InputLayer"]
+    for pos, layer in enumerate(layers):
+        cls = type(layer).__name__
+        cfg = layer.get_config()
+        last = pos == len(layers) - 1
+        if cls == "Dense":
+            if len(shape) != 1:
+                raise ValueError("reference supports Dense on flat inputs only")
+            weights = layer.get_weights()
+            W = np.asarray(weights[0], dtype=np.float64)
+            b = (
+                np.asarray(weights[1], dtype=np.float64)
+                if cfg.get("use_bias", True)
+                else np.zeros(W.shape[1])
+            )
+            M = np.ones_like(W)
+            out_shape = (W.shape[1],)
+            steps.append(
+                dict(
+                    kind="linear",
+                    layer=layer,
+                    index=n_linear,
+                    W=W,
+                    b=b,
+                    M=M,
+                    in_shape=shape,
+                    out_shape=out_shape,
+                )
+            )
+            n_linear += 1
+            act = _activation_name(cfg.get("activation"))
+        elif cls in _CONV:
+            W, b, M, out_shape = conv_as_matrix(layer, shape)
+            steps.append(
+                dict(
+                    kind="linear",
+                    layer=layer,
+                    index=n_linear,
+                    W=W,
+                    b=b,
+                    M=M,
+                    in_shape=shape,
+                    out_shape=tuple(out_shape),
+                )
+            )
+            n_linear += 1
+            act = _activation_name(cfg.get("activation"))
+            out_shape = tuple(out_shape)
+        elif cls == "ReLU":
+            if (
+                cfg.get("max_value") is not None
+                or cfg.get("negative_slope", 0)
+                or cfg.get("threshold", 0)
+            ):
+                raise ValueError("reference supports the plain ReLU only")
+            act = "relu"
+            out_shape = shape
+        elif cls == "Activation":
+            act = _activation_name(cfg.get("activation"))
+            out_shape = shape
+        elif cls == "Dropout":
+            steps.append(dict(kind="identity", layer=layer, in_shape=shape, out_shape=shape))
+            act = "linear"
+            out_shape = shape
+        elif cls == "Flatten":
+            perm = None
+            if (cfg.get("data_format") or "channels_last") == "channels_first" and len(shape) > 1:
+                perm = tuple(range(1, len(shape))) + (0,)
+            out_shape = (int(np.prod(shape)),)
+            steps.append(
+                dict(kind="reshape", layer=layer, in_shape=shape, out_shape=out_shape, perm=perm)
+            )
+            act = "linear"
+        elif cls == "Reshape":
+            target = [int(e) for e in cfg["target_shape"]]
+            if -1 in target:
+                known = int(np.prod([e for e in target if e != -1]))
+                target[target.index(-1)] = int(np.prod(shape)) // known
+            out_shape = tuple(target)
+            steps.append(
+                dict(kind="reshape", layer=layer, in_shape=shape, out_shape=out_shape, perm=None)
+            )
+            act = "linear"
+        elif cls in _POOL:
+            windows, out_shape = pool_windows(layer, shape)
+            steps.append(
+                dict(
+                    kind="maxpool",
+                    layer=layer,
+                    windows=windows,
+                    in_shape=shape,
+                    out_shape=tuple(out_shape),
+                )
+            )
+            act = "linear"
+            out_shape = tuple(out_shape)
+        else:
+            raise ValueError(f"reference does not support layer {cls}")
+
+        if act == "relu":
+            steps.append(dict(kind="relu", layer=layer, in_shape=out_shape, out_shape=out_shape))
+        elif act == "softmax":
+            if not last:
+                raise ValueError("softmax is only allowed on the last layer")
+            steps.append(dict(kind="softmax", layer=layer, in_shape=out_shape, out_shape=out_shape))
+        elif act != "linear":
+            raise ValueError(f"reference does not support activation {act!r}")
+        shape = out_shape
+    return steps
+
+
+def _step_forward(step, a):
+    kind = step["kind"]
+    if kind == "linear":
+        return (step["W"].T @ a.reshape(-1) + step["b"]).reshape(step["out_shape"])
+    if kind == "relu":
+        return np.maximum(a, 0.0)
+    if kind == "identity":
+        return a
+    if kind == "reshape":
+        if step["perm"] is not None:
+            a = np.transpose(a, step["perm"])
+        return a.reshape(step["out_shape"])
+    if kind == "maxpool":
+        return maxpool_forward(step["windows"], a).reshape(step["out_shape"])
+    if kind == "softmax":
+        e = np.exp(a - a.max())
+        return e / e.sum()
+    raise AssertionError(kind)
+
+
+def forward(model, x):
+    """Numpy forward pass, sample by sample (float64).  Returns the model output."""
+    x = np.asarray(x, dtype=np.float64)
+    steps = model_plan(model, x.shape[1:])
+    outs = []
+    for n in range(x.shape[0]):
+        a = x[n]
+        for step in steps:
+            a = _step_forward(step, a)
+        outs.append(a)
+    return np.stack(outs)
+
+
+def _domains(steps, input_domain):
+    """Domain of the input of each step."""
+    dom = _normalize_domain(input_domain)
+    result = []
+    for step in steps:
+        result.append(dom)
+        kind = step["kind"]
+        if kind == "linear":
+            dom = "real"
+        elif kind == "relu":
+            dom = "positive"
+        # reshape / identity / maxpool / softmax keep the domain
+    return result
+
+
+def dtd_rule_for_layer(index, layer, domain):
+    """DTD choice of rule from the input domain: real -> w2, positive -> z+, box -> zB."""
+    if domain == "real":
+        return ("w2",)
+    if domain == "positive":
+        return ("zplus",)
+    if isinstance(domain, tuple) and domain[0] == "box":
+        return ("zbox", domain[1], domain[2])
+    raise ValueError(f"unknown domain {domain!r}")
+
+
+def constant_rule(spec, input_spec=None, layer_specs=None):
+    """Build a ``rule_for_layer`` that mimics ``LRP(rule, input_rule, layer_rules)``.
+
+    ``layer_specs`` maps layer names to specs and wins; ``input_spec`` applies to
+    the linear layer(s) with index 0 (the one reading the model input).
+    """
+    layer_specs = dict(layer_specs or {})
+
+    def rule_for_layer(index, layer, domain):
+        if layer.name in layer_specs:
+            return layer_specs[layer.name]
+        if index == 0 and input_spec is not None:
+            return input_spec
+        return spec
+
+    return rule_for_layer
+
+
+def reference_relevance(
+    model,
+    x,
+    neuron=None,
+    rule_for_layer=dtd_rule_for_layer,
+    max_pool="winner",
+    input_domain="real",
+):
+    """Relevance of ``x`` (batch first) for a keras Sequential model, in float64.
+
+    The explained quantity is the pre-softmax output (logit) of ``neuron``
+    (int, ``None`` for the argmax, or one entry per sample); relevance is
+    propagated back layer by layer with the rule spec returned by
+    ``rule_for_layer(index_of_linear_layer, layer, input_domain_of_layer)``.
+    """
+    if max_pool not in ("winner", "proportional"):
+        raise ValueError(f"unknown max_pool mode {max_pool!r}")
+    x = np.asarray(x, dtype=np.float64)
+    steps = model_plan(model, x.shape[1:])
+    domains = _domains(steps, input_domain)
+    specs = [
+        rule_for_layer(step["index"], step["layer"], dom) if step["kind"] == "linear" else None
+        for step, dom in zip(steps, domains, strict=True)
+    ]
+    if neuron is None or np.ndim(neuron) == 0:
+        neurons = [neuron] * x.shape[0]
+    else:
+        neurons = list(neuron)
+        if len(neurons) != x.shape[0]:
+            raise ValueError("one neuron per sample expected")
+
+    result = np.zeros_like(x)
+    for n in range(x.shape[0]):
+        acts = [x[n]]
+        for step in steps:
+            if step["kind"] == "softmax":
+                break
+            acts.append(_step_forward(step, acts[-1]))
+        logits = acts[-1].reshape(-1)
+        k = int(np.argmax(logits)) if neurons[n] is None else int(neurons[n])
+        R = np.zeros_like(logits)
+        R[k] = logits[k]
+        R = R.reshape(acts[-1].shape)
+        for pos in range(len(acts) - 2, -1, -1):
+            step, a_in = steps[pos], acts[pos]
+            kind = step["kind"]
+            if kind in ("relu", "identity"):
+                pass
+            elif kind == "reshape":
+                if step["perm"] is not None:
+                    mid = tuple(step["in_shape"][p] for p in step["perm"])
+                    R = np.transpose(R.reshape(mid), np.argsort(step["perm"]))
+                else:
+                    R = R.reshape(step["in_shape"])
+            elif kind == "maxpool":
+                back = (
+                    maxpool_winner_backward
+                    if max_pool == "winner"
+                    else maxpool_proportional_backward
+                )
+                R = back(step["windows"], a_in, R).reshape(step["in_shape"])
+            elif kind == "linear":
+                R = apply_rule(
+                    specs[pos], step["W"], step["b"], a_in.reshape(-1), R.reshape(-1), step["M"]
+                ).reshape(step["in_shape"])
+            else:
+                raise AssertionError(kind)
+        result[n] = R
+    return result
+
+
+def linear_layer_inputs(model, x):
+    """Inputs of the linear (Dense/Conv) layers, in order: a list of (layer, batch array)."""
+    x = np.asarray(x, dtype=np.float64)
+    steps = model_plan(model, x.shape[1:])
+    found = [(step["layer"], []) for step in steps if step["kind"] == "linear"]
+    for n in range(x.shape[0]):
+        a, k = x[n], 0
+        for step in steps:
+            if step["kind"] == "linear":
+                found[k][1].append(a)
+                k += 1
+            a = _step_forward(step, a)
+    return [(layer, np.stack(arrs)) for layer, arrs in found]
