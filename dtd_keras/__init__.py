@@ -29,6 +29,7 @@ from .domains import Box
 from .errors import DomainError, UnsupportedLayerError
 from .explanation import Explanation
 from .layers import register_layer
+from .presets import PRESETS, create_analyzer
 
 __version__ = "0.1.0"
 
@@ -45,5 +46,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "UnsupportedLayerError",
-    "register_layer", "rules",
+    "PRESETS", "create_analyzer", "register_layer", "rules",
 ]

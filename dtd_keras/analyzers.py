@@ -10,6 +10,7 @@ Taylor decomposition); :class:`LRP` applies the rules it is given.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .canonizers import fold_batchnorm
 from .domains import POSITIVE, REAL, Box, Domain, as_domain
 from .explanation import Explanation
 from .graph import Call, Graph, walk
@@ -71,21 +73,23 @@ class Analyzer:
         """The declared domain of each model input."""
         return [REAL for _ in self.graph.inputs]
 
-    def _choose_rule(self, call: Call, domain: Domain, reads_input: bool) -> Rule:
+    def _choose_rule(self, call: Call, step: LayerRelevance, domain: Domain,
+                     reads_input: bool) -> Rule:
         raise NotImplementedError
 
     def _build(self) -> None:
         graph = self.graph
-        calls = list(graph.calls)
+        calls = fold_batchnorm(graph, list(graph.calls))
         self._explained = graph.output
-        producer = graph.producer(graph.output)
-        head_linear = None
-        if producer is not None and _strippable_head(producer):
-            calls.remove(producer)
-            self._explained = producer.inputs[0]
-            producer = graph.producer(self._explained)
-        if producer is not None:
-            head_linear = producer
+
+        def producer_of(key: int) -> Call | None:
+            return next((c for c in calls if key in c.outputs), None)
+
+        head = producer_of(graph.output)
+        if head is not None and _strippable_head(head):
+            calls.remove(head)
+            self._explained = head.inputs[0]
+            head = producer_of(self._explained)
 
         self.input_domains = self._input_domains()
         domains: dict[int, Domain] = dict(zip(graph.inputs, self.input_domains))
@@ -93,43 +97,54 @@ class Analyzer:
         self._steps: list[tuple[LayerRelevance, Rule | None]] = []
         self.rules: dict[str, Rule] = {}
         self.domains: dict[str, Domain] = {}
+        warned: list[str] = []
         for position, call in enumerate(calls):
             in_domains = [domains[k] for k in call.inputs]
             step = relevance_for(call, graph, position, max_pool=self.max_pool,
-                                 head=call is head_linear,
+                                 head=call is head,
                                  domain=in_domains[0] if in_domains else REAL)
             rule = None
             if step.needs_rule:
                 reads_input = all(input_space.get(k, False) for k in call.inputs)
-                rule = self._choose_rule(call, in_domains[0], reads_input)
+                rule = self._choose_rule(call, step, in_domains[0], reads_input)
                 self.rules[call.name] = rule
                 self.domains[call.name] = in_domains[0]
+            if step.warning:
+                warned.append(step.warning)
             for key, domain in zip(call.outputs, step.domains(in_domains)):
                 domains[key] = domain
                 input_space[key] = step.keeps_input_space and all(
                     input_space.get(k, False) for k in call.inputs)
             self._steps.append((step, rule))
+        if warned:
+            warnings.warn(
+                f"{type(self).__name__}: relevance passes unchanged through non-ReLU "
+                f"activations, where deep Taylor's assumptions do not hold: {', '.join(warned)}",
+                UserWarning, stacklevel=4)
         self._finish_build()
 
     def _finish_build(self) -> None:
         """Hook for subclasses to validate their configuration after the walk."""
 
     # ------------------------------------------------------------ computing
-    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor):
-        """Forward pass, top relevance, backward pass. Traced once per analyzer."""
+    def _relevance_graph_forward(self, inputs: tuple, neuron: tf.Tensor):
+        """Forward pass: every tensor's value, the chosen neurons and their logits."""
         self.trace_count += 1
         values: dict[int, tf.Tensor] = dict(zip(self.graph.inputs, inputs))
         for step, _ in self._steps:
             outputs = step.forward([values[k] for k in step.call.inputs])
             values.update(zip(step.call.outputs, outputs))
-
-        logits = values[self._explained]
-        flat = tf.reshape(logits, [tf.shape(logits)[0], -1])
-        count = flat.shape[-1] if flat.shape[-1] is not None else tf.shape(flat)[-1]
+        flat = tf.reshape(values[self._explained], [tf.shape(inputs[0])[0], -1])
         best = tf.argmax(flat, axis=-1, output_type=tf.int32)
         chosen = tf.where(neuron < 0, best, neuron)
-        explained = tf.gather(flat, chosen, batch_dims=1)
-        top = tf.one_hot(chosen, count, dtype=flat.dtype) * explained[:, None]
+        return values, chosen, tf.gather(flat, chosen, batch_dims=1)
+
+    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor):
+        """Forward pass, top relevance, backward pass. Traced once per analyzer."""
+        values, chosen, explained = self._relevance_graph_forward(inputs, neuron)
+        logits = values[self._explained]
+        count = tf.size(logits) // tf.shape(logits)[0]
+        top = tf.one_hot(chosen, count, dtype=logits.dtype) * explained[:, None]
         relevance = {self._explained: tf.reshape(top, tf.shape(logits))}
 
         for step, rule in reversed(self._steps):
@@ -289,7 +304,10 @@ class DTD(Analyzer):
     def _input_domains(self) -> list[Domain]:
         return [as_domain(d) for d in _per_input(self._declared, len(self.graph.inputs))]
 
-    def _choose_rule(self, call: Call, domain: Domain, reads_input: bool) -> Rule:
+    def _choose_rule(self, call: Call, step: LayerRelevance, domain: Domain,
+                     reads_input: bool) -> Rule:
+        if step.fixed_rule is not None:
+            return step.fixed_rule
         if isinstance(domain, Box):
             return ZBox(domain.low, domain.high)
         if domain is POSITIVE:
@@ -332,11 +350,14 @@ class LRP(Analyzer):
             return [Box(self.input_rule.low, self.input_rule.high) for _ in self.graph.inputs]
         return [REAL for _ in self.graph.inputs]
 
-    def _choose_rule(self, call: Call, domain: Domain, reads_input: bool) -> Rule:
+    def _choose_rule(self, call: Call, step: LayerRelevance, domain: Domain,
+                     reads_input: bool) -> Rule:
         for key in (call.name, call.scope + call.operation.name, call.operation.name):
             if key in self.layer_rules:
                 self._used.add(key)
                 return self.layer_rules[key]
+        if step.fixed_rule is not None:
+            return step.fixed_rule
         if reads_input and self.input_rule is not None:
             return self.input_rule
         return self.rule

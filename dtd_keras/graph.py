@@ -29,6 +29,7 @@ class Call:
     name: str
     index: int = 0
     scope: str = ""
+    folded: Any = None  # a BatchNormalization merged into this call by a canonizer
 
     @property
     def description(self) -> str:

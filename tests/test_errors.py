@@ -77,11 +77,11 @@ def test_unsupported_layer_fails_at_construction_with_its_name():
 
 
 def test_unsupported_activation_is_named():
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="tanh",
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="exponential",
                                                                     name="squash"),
                               keras.layers.Dense(1)])
-    with pytest.raises(dk.UnsupportedLayerError, match=r"'squash' \(Dense\) has activation "
-                                                       r"'tanh'"):
+    with pytest.raises(dk.UnsupportedLayerError, match=r"'squash' \(Dense\) applies activation "
+                                                       r"'exponential'"):
         dk.LRP(model)
 
 

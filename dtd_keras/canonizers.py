@@ -1,0 +1,66 @@
+"""Canonizers: rewrite the analyzer's view of the graph into an equivalent one whose
+layers the rules understand.
+
+Like zennit's canonizers, but nothing is changed in the model and nothing needs undoing:
+the rewrite lives only in the analyzer's list of calls, and the folded weights are
+computed from the live variables at every call, so training after building the
+analyzer is still explained correctly.
+
+:func:`fold_batchnorm` merges each BatchNormalization that directly follows a linear
+layer (Dense, Conv, DepthwiseConv, SeparableConv, ConvTranspose with linear activation,
+whose output nothing else reads, normalising that layer's channel axis) into that layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from .graph import Call, Graph
+
+__all__ = ["fold_batchnorm"]
+
+FOLDABLE = tuple(getattr(keras.layers, n) for n in (
+    "Dense", "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
+    "SeparableConv1D", "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose",
+    "Conv3DTranspose") if hasattr(keras.layers, n))
+
+
+def _channel_axis(layer: keras.layers.Layer, rank: int) -> int:
+    if getattr(layer, "data_format", "channels_last") == "channels_first":
+        return 1
+    return rank - 1
+
+
+def _foldable(linear: Call, bn: Call, graph: Graph, calls: list[Call]) -> bool:
+    layer = linear.operation
+    if type(layer) not in FOLDABLE:
+        return False
+    if getattr(layer.activation, "__name__", "linear") != "linear":
+        return False
+    readers = [c for c in calls if linear.outputs[0] in c.inputs]
+    if readers != [bn]:
+        return False
+    rank = len(graph.shapes[linear.outputs[0]])
+    axis = bn.operation.axis
+    if not isinstance(axis, int):
+        return False
+    return axis % rank == _channel_axis(layer, rank)
+
+
+def fold_batchnorm(graph: Graph, calls: list[Call]) -> list[Call]:
+    """``calls`` with every foldable (linear, BatchNormalization) pair merged into one."""
+    by_output = {c.outputs[0]: c for c in calls if len(c.outputs) == 1}
+    merged: dict[int, Call] = {}
+    dropped: set[int] = set()
+    for bn in calls:
+        if type(bn.operation) is not keras.layers.BatchNormalization or len(bn.inputs) != 1:
+            continue
+        linear = by_output.get(bn.inputs[0])
+        if linear is None or id(linear) in merged or not _foldable(linear, bn, graph, calls):
+            continue
+        merged[id(linear)] = dataclasses.replace(linear, outputs=bn.outputs,
+                                                 folded=bn.operation)
+        dropped.add(id(bn))
+    return [merged.get(id(c), c) for c in calls if id(c) not in dropped]

@@ -1,0 +1,124 @@
+"""Base behaviours: how values go forward and relevance goes back through one call.
+
+- :class:`LayerRelevance`: forward through the Keras op; relevance passes unchanged.
+- :class:`Identity`: inference-time identities (Dropout & co.).
+- :class:`Reindex`: ops that only move, copy or select values (Flatten, Reshape,
+  padding, cropping, Permute, RepeatVector, nearest UpSampling, Concatenate, max
+  pooling as winner-take-all). Relevance moves like the gradient,
+  ``R_in = ∇ₓ(op(x) · R)``: exact re-indexing; copies sum their relevance back; a max
+  pool's window gives all its relevance to its maximum (ties: to the one input
+  TensorFlow's max-pool gradient picks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..domains import POSITIVE, REAL, Box, Domain
+from ..graph import Call, Graph
+from ..rules import Rule
+
+__all__ = ["Identity", "LayerRelevance", "Reindex"]
+
+Tensor = Any
+
+
+class LayerRelevance:
+    """Base behaviour: forward through the Keras op, relevance unchanged.
+
+    ``needs_rule`` marks layers that take a :class:`~dtd_keras.rules.Rule`;
+    ``fixed_rule`` is the rule such a layer uses whatever the analyzer (overridable by
+    ``layer_rules``); ``keeps_input_space`` marks layers whose output still counts as
+    "the input" for an analyzer's ``input_rule``; ``warning`` is a note the analyzer
+    shows once (e.g. a non-ReLU activation).
+    """
+
+    needs_rule = False
+    fixed_rule: Rule | None = None
+    keeps_input_space = False
+    warning: str | None = None
+
+    def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
+        self.call = call
+        self.layer = call.operation
+        self.graph = graph
+        self.options = options
+
+    def forward(self, inputs: Sequence[Tensor]) -> list[Tensor]:
+        """Run the op on concrete inputs (inference mode)."""
+        node = self.call.node
+        local = {id(t): v for t, v in zip(node.input_tensors, inputs)}
+        args, kwargs = node.arguments.fill_in(local)
+        if getattr(self.layer, "_call_has_training_arg", False):
+            kwargs = {**kwargs, "training": False}
+        return list(keras.tree.flatten(self.layer(*args, **kwargs)))
+
+    def domains(self, domains: Sequence[Domain]) -> list[Domain]:
+        """Output domains from input domains (default: ℝ)."""
+        return [REAL for _ in self.call.outputs]
+
+    def relevance(self, inputs: Sequence[Tensor], outputs: Sequence[Tensor],
+                  relevances: Sequence[Tensor], rule: Rule | None = None) -> list[Tensor]:
+        """Relevance of each input from the relevance of each output."""
+        return list(relevances)
+
+
+class Identity(LayerRelevance):
+    """Inference-time identities (Dropout, noise, linear activation): nothing changes."""
+
+    keeps_input_space = True
+
+    def forward(self, inputs: Sequence[Tensor]) -> list[Tensor]:
+        return list(inputs)
+
+    def domains(self, domains: Sequence[Domain]) -> list[Domain]:
+        return list(domains)
+
+
+def gradient_relevance(forward: Any, inputs: Sequence[Tensor],
+                       relevances: Sequence[Tensor]) -> list[Tensor]:
+    """``R_in = ∇ₓ(forward(x) · R)`` for every input (zeros where unconnected)."""
+    inputs = [tf.identity(x) for x in inputs]
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        out = forward(inputs)
+    grads = tape.gradient(out, inputs, output_gradients=list(relevances))
+    return [tf.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
+
+
+class Reindex(LayerRelevance):
+    """Ops that move values around: ``R_in = ∇(op · R)``; box bounds move with the values."""
+
+    keeps_input_space = True
+
+    def relevance(self, inputs, outputs, relevances, rule=None):
+        return gradient_relevance(self.forward, inputs, relevances)
+
+    def domains(self, domains: Sequence[Domain]) -> list[Domain]:
+        return map_domains(self, domains)
+
+
+def map_domains(step: LayerRelevance, domains: Sequence[Domain]) -> list[Domain]:
+    """Domains after an op that moves or selects values: ℝ₊ stays ℝ₊, boxes are mapped
+    by running the op on their bounds (for elementwise monotone maps, min/max of both)."""
+    if all(d is POSITIVE for d in domains):
+        return [POSITIVE for _ in step.call.outputs]
+    if not all(isinstance(d, Box) for d in domains):
+        return [REAL for _ in step.call.outputs]
+    shapes = [step.graph.shapes.get(k, (None,))[1:] for k in step.call.inputs]
+    if any(d is None for shape in shapes for d in shape):
+        return [REAL for _ in step.call.outputs]
+
+    def run(bounds: list[np.ndarray]) -> list[np.ndarray]:
+        tensors = [tf.constant(np.broadcast_to(b, (1, *s)).astype(np.float32))
+                   for b, s in zip(bounds, shapes)]
+        return [np.asarray(t)[0] for t in step.forward(tensors)]
+
+    lows = run([d.low for d in domains])
+    highs = run([d.high for d in domains])
+    return [Box(np.minimum(lo, hi), np.maximum(lo, hi)) for lo, hi in zip(lows, highs)]

@@ -1,0 +1,222 @@
+"""Linear layers: ``activation(f(x; W) + b)``. The rule does the relevance.
+
+Each class here only says how to compute its linear map ``f(a; kernel) + bias`` with
+*any* weights (:meth:`Linear.linear`) and which live variables are its weights
+(:meth:`Linear.weights`); every rule in :mod:`dtd_keras.rules` then works for it.
+A fused activation is applied forward; relevance crosses it unchanged (ReLU exactly,
+other activations with a warning).
+
+BatchNormalization that directly follows a linear layer is folded into it
+(:mod:`dtd_keras.canonizers`): ``W' = W · γ/√(σ²+ε)`` per output channel and
+``b' = (b − μ) · γ/√(σ²+ε) + β``, computed from the live variables at every call.
+A BatchNormalization on its own is the per-channel affine map ``x · s + t`` and uses
+the ε-rule (bias in the denominator) unless ``layer_rules`` says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from ..domains import POSITIVE, REAL
+from ..errors import UnsupportedLayerError
+from ..graph import Call, Graph
+from ..rules import Epsilon, propagate
+from .activations import HEAD_ACTIVATIONS, NONNEGATIVE, activation_name, check_activation
+from .base import LayerRelevance, map_domains
+
+__all__ = ["AffineBatchNorm", "AveragePool", "ConvLinear", "ConvTransposeLinear",
+           "DenseLinear", "DepthwiseLinear", "Linear", "SeparableLinear", "batchnorm_affine"]
+
+Tensor = Any
+BATCHNORM_EPSILON_RULE = Epsilon(1e-6)
+
+
+def batchnorm_affine(bn: Any) -> tuple[Tensor, Tensor]:
+    """``(scale, shift)`` with ``bn(x) = x · scale + shift`` at inference (live variables)."""
+    variance = tf.convert_to_tensor(bn.moving_variance)
+    scale = tf.math.rsqrt(variance + bn.epsilon)
+    if bn.scale:
+        scale = scale * tf.convert_to_tensor(bn.gamma)
+    shift = -tf.convert_to_tensor(bn.moving_mean) * scale
+    if bn.center:
+        shift = shift + tf.convert_to_tensor(bn.beta)
+    return scale, shift
+
+
+class Linear(LayerRelevance):
+    """A layer computing ``activation(f(x; W) + b)``; its rule does the relevance."""
+
+    needs_rule = True
+
+    def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
+        super().__init__(call, graph, **options)
+        self.head = bool(options.get("head", False))
+        self.activation = activation_name(getattr(self.layer, "activation", None))
+        check_activation(call, self.activation, HEAD_ACTIVATIONS if self.head else ())
+        if self.activation not in ("relu", "linear") and not (
+                self.head and self.activation in HEAD_ACTIVATIONS):
+            self.warning = f"{call.name} ({self.activation})"
+        if getattr(self.layer, "quantization_mode", None):
+            raise UnsupportedLayerError(
+                f"layer {call.description} is quantized ({self.layer.quantization_mode}); "
+                "explain the float model")
+        self.folded = call.folded  # a BatchNormalization folded into this layer, or None
+
+    # What a subclass provides -------------------------------------------------
+    def linear(self, a: Tensor, kernel: Tensor, bias: Tensor | None) -> Tensor:
+        """``f(a; kernel) + bias``: the layer's linear map with any weights."""
+        raise NotImplementedError
+
+    def raw_weights(self) -> tuple[Tensor, Tensor | None]:
+        """The layer's own (kernel, bias), as live tensors."""
+        bias = self.layer.bias if getattr(self.layer, "use_bias", True) else None
+        return (tf.convert_to_tensor(self.layer.kernel),
+                None if bias is None else tf.convert_to_tensor(bias))
+
+    def scale_kernel(self, kernel: Tensor, scale: Tensor) -> Tensor:
+        """Multiply each output channel's weights by ``scale`` (for BatchNorm folding)."""
+        return kernel * scale
+
+    # Shared machinery ------------------------------------------------------------
+    def weights(self) -> tuple[Tensor, Tensor | None]:
+        """Live (kernel, bias), with a folded BatchNormalization applied."""
+        kernel, bias = self.raw_weights()
+        if self.folded is None:
+            return kernel, bias
+        scale, shift = batchnorm_affine(self.folded)
+        bias = shift if bias is None else bias * scale + shift
+        return self.scale_kernel(kernel, scale), bias
+
+    def forward(self, inputs):
+        kernel, bias = self.weights()
+        z = self.linear(inputs[0], kernel, bias)
+        if self.activation == "linear" or (self.head and self.activation in HEAD_ACTIVATIONS):
+            return [z]  # the head's softmax/sigmoid is stripped: we explain the logit
+        if self.activation == "relu":
+            return [tf.nn.relu(z)]
+        return [self.layer.activation(z)]
+
+    def domains(self, domains):
+        return [POSITIVE if self.activation in NONNEGATIVE else REAL]
+
+    def relevance(self, inputs, outputs, relevances, rule=None):
+        kernel, bias = self.weights()
+        domain = self.options.get("domain")
+        return [propagate(rule, self.linear, kernel, bias, inputs[0], relevances[0], domain)]
+
+
+def _bias_shape(layer: Any) -> tuple[int, ...]:
+    if layer.data_format == "channels_last":
+        return (1,) * (layer.rank + 1) + (-1,)
+    return (1, -1) + (1,) * layer.rank
+
+
+class DenseLinear(Linear):
+    """Dense: ``a @ W + b`` over the last axis."""
+
+    def linear(self, a, kernel, bias):
+        z = keras.ops.matmul(a, kernel)
+        return z if bias is None else z + bias
+
+
+class ConvLinear(Linear):
+    """Conv1D/2D/3D: any strides, padding (incl. causal), dilation, groups, data format."""
+
+    def linear(self, a, kernel, bias):
+        layer = self.layer
+        if layer.padding == "causal":
+            a = keras.ops.pad(a, layer._compute_causal_padding())
+            z = keras.ops.conv(a, kernel, strides=list(layer.strides), padding="valid",
+                               dilation_rate=layer.dilation_rate, data_format=layer.data_format)
+        else:
+            z = layer.convolution_op(a, kernel)
+        return z if bias is None else z + keras.ops.reshape(bias, _bias_shape(layer))
+
+
+class DepthwiseLinear(Linear):
+    """DepthwiseConv1D/2D: kernel ``(*window, in_channels, multiplier)``."""
+
+    def linear(self, a, kernel, bias):
+        layer = self.layer
+        z = keras.ops.depthwise_conv(a, kernel, strides=layer.strides, padding=layer.padding,
+                                     dilation_rate=layer.dilation_rate,
+                                     data_format=layer.data_format)
+        return z if bias is None else z + keras.ops.reshape(bias, _bias_shape(layer))
+
+    def scale_kernel(self, kernel, scale):
+        return kernel * tf.reshape(scale, tf.shape(kernel)[-2:])
+
+
+class SeparableLinear(ConvLinear):
+    """SeparableConv1D/2D as the one linear map it is: a conv with the effective kernel
+    ``K[..., c, o] = Σ_m D[..., c, m] · P[c·M + m, o]``, so rules see its true weights."""
+
+    def raw_weights(self):
+        layer = self.layer
+        depthwise = tf.convert_to_tensor(layer.depthwise_kernel)   # (*k, C, M)
+        pointwise = tf.convert_to_tensor(layer.pointwise_kernel)   # (1.., C*M, O)
+        channels, multiplier = depthwise.shape[-2], depthwise.shape[-1]
+        pointwise = tf.reshape(pointwise, (channels, multiplier, -1))
+        kernel = tf.einsum("...cm,cmo->...co", depthwise, pointwise)
+        bias = tf.convert_to_tensor(layer.bias) if layer.use_bias else None
+        return kernel, bias
+
+    def linear(self, a, kernel, bias):
+        layer = self.layer
+        z = keras.ops.conv(a, kernel, strides=list(layer.strides), padding=layer.padding,
+                           dilation_rate=layer.dilation_rate, data_format=layer.data_format)
+        return z if bias is None else z + keras.ops.reshape(bias, _bias_shape(layer))
+
+
+class ConvTransposeLinear(Linear):
+    """Conv1D/2D/3DTranspose: kernel ``(*window, out_channels, in_channels)``."""
+
+    def linear(self, a, kernel, bias):
+        layer = self.layer
+        z = keras.ops.conv_transpose(a, kernel, strides=list(layer.strides),
+                                     padding=layer.padding, output_padding=layer.output_padding,
+                                     dilation_rate=layer.dilation_rate,
+                                     data_format=layer.data_format)
+        return z if bias is None else z + keras.ops.reshape(bias, _bias_shape(layer))
+
+    def scale_kernel(self, kernel, scale):
+        return kernel * tf.reshape(scale, (-1, 1))
+
+
+class AveragePool(Linear):
+    """Average pooling (windowed or global) as a linear layer with positive weights.
+
+    The "kernel" is a scalar 1 scaling the layer's own output, so ``ρ(W)`` acts on the
+    window weights ``1/n``: z⁺ and z coincide, w² and flat split evenly.
+    """
+
+    keeps_input_space = True
+
+    def raw_weights(self):
+        return tf.constant(1.0), None
+
+    def linear(self, a, kernel, bias):
+        return kernel * self.layer(a)
+
+    def domains(self, domains):
+        return map_domains(self, domains)
+
+
+class AffineBatchNorm(Linear):
+    """A BatchNormalization that follows no linear layer: ``x · s + t`` per channel."""
+
+    fixed_rule = BATCHNORM_EPSILON_RULE
+
+    def raw_weights(self):
+        return batchnorm_affine(self.layer)
+
+    def _shape(self, a: Tensor) -> list[int]:
+        axis = self.layer.axis % len(a.shape)
+        return [-1 if i == axis else 1 for i in range(len(a.shape))]
+
+    def linear(self, a, kernel, bias):
+        z = a * tf.reshape(kernel, self._shape(a))
+        return z if bias is None else z + tf.reshape(bias, self._shape(a))

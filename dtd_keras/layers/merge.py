@@ -1,0 +1,95 @@
+"""Merging branches: Add (also ``a + b`` in functional code) and gating Multiply.
+
+Add
+    ``R_k = x_k / (Σ_k' x_k') · R``: each branch gets relevance in proportion to its
+    contribution (the z-rule over branches, with broadcasting handled by the gradient
+    trick). Conservative. Where the contributions cancel (``|Σ x| ≤ 1e-6 · Σ |x|``) the
+    split uses ``|x_k| / Σ |x_k'|`` instead, so it stays conservative and finite.
+    Constants added in functional code (``x + 1.0``) act like a bias and absorb their
+    share.
+Multiply (gating, e.g. squeeze-and-excitation)
+    All relevance goes to the signal branch, none to the gate. The signal is the input
+    with the output's full shape; the gate is the broadcast one (or, if both are full,
+    the one produced by a sigmoid). Concatenate is a :class:`~.base.Reindex`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ..domains import POSITIVE, REAL
+from ..errors import UnsupportedLayerError
+from ..graph import Call, Graph
+from ..rules import safe_divide
+from .activations import activation_name
+from .base import LayerRelevance
+
+__all__ = ["Gate", "Sum"]
+
+CANCELLATION = 1e-6
+
+
+class Sum(LayerRelevance):
+    """Add / ``a + b``: relevance in proportion to each branch's contribution."""
+
+    def domains(self, domains):
+        return [POSITIVE if all(d is POSITIVE for d in domains) else REAL]
+
+    def relevance(self, inputs, outputs, relevances, rule=None):
+        signed = [tf.identity(x) for x in inputs]
+        magnitude = [tf.abs(x) for x in inputs]
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(signed + magnitude)
+            total = self.forward(signed)[0]
+            total_abs = self.forward(magnitude)[0]
+        cancel = tf.abs(total) <= CANCELLATION * total_abs
+        zero = tf.zeros_like(relevances[0])
+        s_signed = tf.where(cancel, zero, safe_divide(relevances[0], total))
+        s_abs = tf.where(cancel, safe_divide(relevances[0], total_abs), zero)
+        g_signed = tape.gradient(total, signed, output_gradients=s_signed)
+        g_abs = tape.gradient(total_abs, magnitude, output_gradients=s_abs)
+        del tape
+        return [x * g + m * h for x, m, g, h in zip(signed, magnitude, g_signed, g_abs)]
+
+
+def _from_sigmoid(graph: Graph, key: int) -> bool:
+    producer = graph.producer(key)
+    if producer is None:
+        return False
+    name = activation_name(getattr(producer.operation, "activation", None))
+    return name in ("sigmoid", "hard_sigmoid")
+
+
+class Gate(LayerRelevance):
+    """Multiply used as a gate: all relevance to the signal, none to the gate."""
+
+    def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
+        super().__init__(call, graph, **options)
+        if len(call.inputs) != 2:
+            raise UnsupportedLayerError(
+                f"layer {call.description} multiplies {len(call.inputs)} tensors; only a "
+                "signal times a gate (2 inputs) has a relevance rule")
+        out = graph.shapes.get(call.outputs[0])
+        full = [graph.shapes.get(k) == out for k in call.inputs]
+        sizes = [np.prod([d or 1 for d in graph.shapes.get(k, ())[1:]]) for k in call.inputs]
+        if full[0] != full[1]:
+            self.signal = 0 if full[0] else 1
+        elif sizes[0] != sizes[1]:
+            self.signal = int(np.argmax(sizes))
+        elif _from_sigmoid(graph, call.inputs[0]) != _from_sigmoid(graph, call.inputs[1]):
+            self.signal = 1 if _from_sigmoid(graph, call.inputs[0]) else 0
+        else:
+            raise UnsupportedLayerError(
+                f"layer {call.description}: cannot tell the signal from the gate (both "
+                "inputs have the output's shape and neither comes from a sigmoid)")
+
+    def domains(self, domains):
+        return [POSITIVE if all(d is POSITIVE for d in domains) else REAL]
+
+    def relevance(self, inputs, outputs, relevances, rule=None):
+        result = [tf.zeros_like(x) for x in inputs]
+        result[self.signal] = relevances[0]
+        return result
