@@ -28,6 +28,7 @@ from .rules import W2, Epsilon, Rule, ZBox, ZPlus
 __all__ = ["DTD", "LRP", "Analyzer"]
 
 MAX_POOL_MODES = ("winner", "proportional")
+ADD_MODES = ("proportional", "positive")
 
 
 def _strippable_head(call: Call) -> bool:
@@ -51,16 +52,27 @@ class Analyzer:
     max_pool:
         ``"winner"`` (all of a window's relevance to its maximum) or
         ``"proportional"`` (in proportion to the window's inputs).
+    add:
+        How ``Add`` splits relevance between branches: ``"proportional"`` to each
+        branch's value or ``"positive"`` to its positive part (default: DTD positive,
+        LRP proportional; see :mod:`dtd_keras.layers.merge`).
     jit_compile:
         Compile with XLA (opt-in: slower on CPU, may help on GPU/TPU).
     """
 
+    default_add = "proportional"
+
     def __init__(self, model: keras.Model, *, output: int | None = None,
-                 max_pool: str = "winner", jit_compile: bool = False) -> None:
+                 max_pool: str = "winner", add: str | None = None,
+                 jit_compile: bool = False) -> None:
         if max_pool not in MAX_POOL_MODES:
             raise ValueError(f"max_pool must be one of {MAX_POOL_MODES}, got {max_pool!r}")
+        add = self.default_add if add is None else add
+        if add not in ADD_MODES:
+            raise ValueError(f"add must be one of {ADD_MODES}, got {add!r}")
         self.model = model
         self.max_pool = max_pool
+        self.add = add
         self.graph: Graph = walk(model, output)
         self.trace_count = 0
         self._build()
@@ -100,7 +112,7 @@ class Analyzer:
         warned: list[str] = []
         for position, call in enumerate(calls):
             in_domains = [domains[k] for k in call.inputs]
-            step = relevance_for(call, graph, position, max_pool=self.max_pool,
+            step = relevance_for(call, graph, position, max_pool=self.max_pool, add=self.add,
                                  head=call is head,
                                  domain=in_domains[0] if in_domains else REAL)
             rule = None
@@ -296,6 +308,8 @@ class DTD(Analyzer):
         or a ``(low, high)`` tuple; a list gives one per model input. Inputs outside it
         raise :class:`~dtd_keras.errors.DomainError` (a ``ValueError``).
     """
+
+    default_add = "positive"
 
     def __init__(self, model: keras.Model, input_domain: Any = "real", **options: Any) -> None:
         self._declared = input_domain

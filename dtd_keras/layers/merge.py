@@ -1,12 +1,16 @@
 """Merging branches: Add (also ``a + b`` in functional code) and gating Multiply.
 
 Add
-    ``R_k = x_k / (Σ_k' x_k') · R``: each branch gets relevance in proportion to its
-    contribution (the z-rule over branches, with broadcasting handled by the gradient
-    trick). Conservative. Where the contributions cancel (``|Σ x| ≤ 1e-6 · Σ |x|``) the
-    split uses ``|x_k| / Σ |x_k'|`` instead, so it stays conservative and finite.
-    Constants added in functional code (``x + 1.0``) act like a bias and absorb their
-    share.
+    ``R_k = c_k / (Σ_k' c_k') · R``: each branch gets relevance in proportion to its
+    contribution ``c_k`` (the z-rule over branches, broadcasting handled by the
+    gradient trick). The analyzer's ``add`` option picks ``c``: ``"proportional"``
+    (LRP's default) uses ``c_k = x_k``; ``"positive"`` (DTD's default) uses
+    ``c_k = x_k⁺``, the z⁺-rule over branches, so a residual branch with a negative
+    value gets no (negative) relevance that a z⁺ layer below could not pass on: DTD
+    stays positive and conservative through residual blocks. Conservative either way:
+    where the contributions cancel (``|Σ c| ≤ 1e-6 · Σ |x|``) the split uses
+    ``|x_k| / Σ |x_k'|`` instead, so it stays finite. Constants added in functional
+    code (``x + 1.0``) act like a bias and absorb their share.
 Multiply (gating, e.g. squeeze-and-excitation)
     All relevance goes to the signal branch, none to the gate. The signal is the input
     with the output's full shape; the gate is the broadcast one (or, if both are full,
@@ -39,7 +43,10 @@ class Sum(LayerRelevance):
         return [POSITIVE if all(d is POSITIVE for d in domains) else REAL]
 
     def relevance(self, inputs, outputs, relevances, rule=None):
-        signed = [tf.identity(x) for x in inputs]
+        if self.options.get("add", "proportional") == "positive":
+            signed = [tf.nn.relu(x) for x in inputs]
+        else:
+            signed = [tf.identity(x) for x in inputs]
         magnitude = [tf.abs(x) for x in inputs]
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(signed + magnitude)
