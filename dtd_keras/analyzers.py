@@ -208,7 +208,8 @@ class Analyzer:
             return None
         return int(np.prod(shape[1:], dtype=np.int64))
 
-    def _prepare(self, x: Any) -> list[np.ndarray]:
+    def check_inputs(self, x: Any) -> list[np.ndarray]:
+        """Validate ``x`` (count, shapes, finiteness, declared domain); float32 arrays."""
         n = len(self.graph.inputs)
         items = list(x) if (n > 1 and isinstance(x, (list, tuple))) else [x]
         if len(items) != n:
@@ -261,7 +262,7 @@ class Analyzer:
         ``neuron=None`` explains each sample's top logit; an int explains that output
         neuron for every sample; a sequence gives one neuron per sample.
         """
-        arrays = self._prepare(x)
+        arrays = self.check_inputs(x)
         chosen = self._neurons(neuron, arrays[0].shape[0])
         maps, picked, logits = self.concrete_function(
             tuple(tf.constant(a) for a in arrays), tf.constant(chosen))
@@ -273,11 +274,14 @@ class Analyzer:
         """Relevance maps (float32, shaped like ``x``; a list for multi-input models)."""
         return self.explain(x, neuron).relevance
 
-    def export(self, path: str) -> None:
-        """Write a TensorFlow SavedModel serving these explanations (:mod:`dtd_keras.export`)."""
+    def export(self, path: Any, *, overwrite: bool = False) -> Any:
+        """Write a TensorFlow SavedModel serving these explanations (:mod:`dtd_keras.export`).
+
+        Returns the path written (a :class:`pathlib.Path`).
+        """
         from .export import export_analyzer
 
-        export_analyzer(self, path)
+        return export_analyzer(self, path, overwrite=overwrite)
 
     def __repr__(self) -> str:
         rules = ", ".join(f"{k}: {v!r}" for k, v in self.rules.items())

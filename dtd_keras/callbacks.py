@@ -287,7 +287,7 @@ class RelevanceMonitor(keras.callbacks.Callback):
             self.analyzer = self._build_analyzer(model)
             self._built_for = model
         try:
-            self._inputs = self.analyzer._prepare(
+            self._inputs = self.analyzer.check_inputs(
                 self.samples if len(self.samples) > 1 else self.samples[0])
         except ValueError as error:
             shapes = ", ".join(str(a.shape) for a in self.samples)
