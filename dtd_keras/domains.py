@@ -26,6 +26,12 @@ class Domain:
         """Raise :class:`~dtd_keras.errors.DomainError` if ``x`` (a batch) leaves the domain."""
         del x, what
 
+    def graph_checks(self, x: Any, what: str) -> list:
+        """TensorFlow assertions of the same (for exported graphs): finite, in the domain."""
+        import tensorflow as tf
+
+        return [tf.debugging.assert_all_finite(x, f"{what} contains NaN or infinite values")]
+
     def __repr__(self) -> str:
         return repr(self.name)
 
@@ -48,6 +54,13 @@ class _Positive(Domain):
                 f"min {lowest:.6g} at index {tuple(int(i) for i in where)} "
                 f"({np.count_nonzero(x < 0)} of {x.size} values negative)"
             )
+
+
+    def graph_checks(self, x: Any, what: str) -> list:
+        import tensorflow as tf
+
+        return [*super().graph_checks(x, what), tf.debugging.assert_non_negative(
+            x, message=f"{what} has values below 0, outside the declared domain 'positive'")]
 
 
 REAL: Domain = _Real()
@@ -112,6 +125,14 @@ class Box(Domain):
         if problems:
             raise DomainError(f"{what} lies outside the declared domain {self!r}: "
                               + "; ".join(problems))
+
+    def graph_checks(self, x: Any, what: str) -> list:
+        import tensorflow as tf
+
+        message = f"{what} lies outside the declared domain {self!r}"
+        return [*super().graph_checks(x, what),
+                tf.debugging.assert_greater_equal(x, tf.constant(self.low), message=message),
+                tf.debugging.assert_less_equal(x, tf.constant(self.high), message=message)]
 
     def __repr__(self) -> str:
         def show(a: np.ndarray) -> str:

@@ -28,8 +28,9 @@ Signatures (every batch dimension is free):
 
 The object also has ``explainer.description()`` (a string tensor: the analyzer and its
 rules per layer) and ``explainer.model_variables`` (the model weights the explanation
-reads, each stored once). Inputs are not domain-checked in the SavedModel: a ``dk.Box``
-domain that ``analyzer.analyze`` enforces is the caller's responsibility here.
+reads, each stored once). Inputs are checked in the graph as ``analyzer.analyze`` checks
+them: non-finite values, or values outside a declared ``dk.Box`` / ``"positive"`` domain,
+raise ``InvalidArgumentError`` naming the input and the domain.
 Outputs equal ``analyzer.analyze`` (same graph; at most float32 rounding apart).
 
 Inspect an export with TensorFlow's command-line tool::
@@ -130,12 +131,22 @@ def _build_module(analyzer: Any) -> tuple[tf.Module, list]:
         result["neuron"] = neuron
         return result
 
+    domains = list(analyzer.input_domains)
+
+    def checked(inputs: tuple) -> tuple:
+        """The inputs, after asserting the analyzer's declared domains (finite, in box)."""
+        checks = [c for i, (x, d) in enumerate(zip(inputs, domains))
+                  for c in d.graph_checks(x, f"input {i}")]
+        with tf.control_dependencies(checks):
+            return tuple(tf.identity(x) for x in inputs)
+
     def top(*inputs):
+        inputs = checked(inputs)
         batch = tf.shape(inputs[0])[0]
         return pack(*function(tuple(inputs), tf.fill([batch], tf.constant(-1, tf.int32))))
 
     def chosen(*args):
-        inputs, neuron = args[:-1], args[-1]
+        inputs, neuron = checked(args[:-1]), args[-1]
         batch = tf.shape(inputs[0])[0]
         checks = [
             tf.debugging.assert_equal(

@@ -195,6 +195,16 @@ def test_bad_neuron_is_refused(exported):
             serve(input=x, neuron=tf.constant(bad, tf.int32))
 
 
+def test_exported_graph_checks_the_declared_domain(exported):
+    results, _ = exported
+    analyzer, xs, _, path = results["conv"]  # DTD with dk.Box(0, 1)
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    for bad in (xs[0] + 2.0, xs[0] - 2.0, np.full_like(xs[0], np.nan)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="input 0"):
+            serve(input=tf.constant(bad))
+    assert np.all(np.isfinite(serve(input=tf.constant(xs[0]))["relevance"].numpy()))
+
+
 def test_bad_arguments(exported, tmp_path):
     results, _ = exported
     analyzer, _, _, path = results["dense"]
