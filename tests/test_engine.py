@@ -209,3 +209,30 @@ def test_layer_rules_select_by_name_and_call():
                       layer_rules={model.layers[-1].name: rules.AlphaBeta(2, 1)})
     assert [type(r) for r in analyzer.rules.values()] == [rules.ZBox, rules.Epsilon,
                                                           rules.AlphaBeta]
+
+
+@pytest.fixture(scope="module")
+def cnn_dtd():
+    model = keras.Sequential([
+        keras.Input((6, 6, 2)),
+        keras.layers.Conv2D(3, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(4, 2, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3),
+    ])
+    return model, {d: dk.DTD(model, input_domain=d) for d in ("real", "positive", (-1.0, 1.0))}
+
+
+@PROPERTY
+@given(seed=weights_seed,
+       x=arrays(np.float32, (3, 6, 6, 2), elements=st.floats(0, 1, width=32)))
+def test_dtd_on_random_conv_nets_is_consistent(cnn_dtd, seed, x):
+    """Definitions 1–3 for every input domain on a ReLU CNN with b ≤ 0 (positive logits)."""
+    model, analyzers = cnn_dtd
+    set_weights(model, np.random.default_rng(seed), scale=0.7)
+    for analyzer in analyzers.values():
+        e = analyzer.explain(x)
+        p = e.properties()
+        explained = e.explained > 1e-5
+        assert np.all(p.consistent[explained]), (analyzer.rules, str(p))
