@@ -1,0 +1,246 @@
+"""The dtd-keras command line: outputs of explain/export, one-line errors, safe mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from dtd_keras import cli
+from dtd_keras.cli import main
+from dtd_keras.domains import Box
+
+SHAPE = (8, 8, 1)
+PROPERTY_KEYS = {
+    "index", "source", "source_index", "heatmap", "neuron", "explained_logit",
+    "relevance_sum", "conservation_error", "relative_conservation_error",
+    "negative_relevance", "negative_fraction", "positive", "consistent",
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A tiny saved CNN, models that must fail, and input files."""
+    root = tmp_path_factory.mktemp("cli")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input(SHAPE),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    model.save(root / "tiny.keras")
+    lam = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda t: 2.0 * t),
+                            keras.layers.Dense(2)])
+    lam.save(root / "lambda.keras")
+    lstm = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(2), keras.layers.Dense(2)])
+    lstm.save(root / "lstm.keras")
+    (root / "broken.keras").write_bytes(b"not a zip archive")
+
+    rng = np.random.default_rng(0)
+    np.save(root / "batch.npy", rng.random((3, *SHAPE), dtype=np.float32))
+    np.save(root / "one.npy", rng.random(SHAPE, dtype=np.float32))
+    np.savez(root / "pair.npz", x=rng.random((2, *SHAPE), dtype=np.float32),
+             y=np.arange(2))
+    np.save(root / "wrong.npy", np.zeros((2, 7, 7, 1), np.float32))
+    np.save(root / "negative.npy", -np.ones((2, *SHAPE), np.float32))
+    np.save(root / "four.npy", rng.random((2, 4), dtype=np.float32))
+    np.save(root / "seq.npy", rng.random((2, 5, 3), dtype=np.float32))
+    picture = (rng.random((20, 30, 3)) * 255).astype(np.uint8)
+    Image.fromarray(picture).save(root / "photo.png")
+    Image.fromarray(np.full((5, 5, 3), 255, np.uint8)).save(root / "white.png")
+    return root
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_explain_npy_and_png(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, stderr = run(capsys, "explain", files / "tiny.keras", files / "batch.npy",
+                               files / "photo.png", files / "one.npy", "--out", out,
+                               "--batch-size", "2")
+    assert code == 0, stderr
+    assert "explaining" in stderr  # the progress bar: 3 batches
+    assert "explained 5 sample(s)" in stdout
+
+    relevance = np.load(out / "relevance.npy")
+    assert relevance.shape == (5, *SHAPE) and relevance.dtype == np.float32
+    report = json.loads((out / "properties.json").read_text())
+    assert report["n_samples"] == 5 and report["input_shape"] == list(SHAPE)
+    assert report["preset"] == "deep_taylor" and report["domain"] == "0,1"
+    assert set(report["summary"]) == {"mean_relative_conservation_error",
+                                      "fraction_positive", "mean_negative_fraction"}
+    samples = report["samples"]
+    assert [s["source_index"] for s in samples] == [0, 1, 2, 0, 0]
+    assert samples[3]["source"].endswith("photo.png")
+    for sample, r in zip(samples, relevance):
+        assert set(sample) == PROPERTY_KEYS
+        assert sample["relevance_sum"] == pytest.approx(float(r.sum()), rel=1e-4, abs=1e-6)
+        assert abs(sample["relative_conservation_error"]) < 1e-4  # DTD zB conserves
+        assert 0 <= sample["neuron"] < 3
+        heatmap = Image.open(out / sample["heatmap"])
+        assert heatmap.mode == "RGB" and heatmap.size == (128, 128)
+    assert len(list((out / "heatmaps").glob("*.png"))) == 5
+
+
+def test_explain_npz_neuron_and_lrp_preset(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, stderr = run(capsys, "explain", files / "tiny.keras", files / "pair.npz",
+                          "--neuron", 2, "--preset", "lrp.epsilon", "--domain", "real",
+                          "--out", out, "-q")
+    assert code == 0, stderr
+    assert stderr == ""  # --quiet: no progress bar
+    report = json.loads((out / "properties.json").read_text())
+    assert [s["neuron"] for s in report["samples"]] == [2, 2]
+    assert report["domain"] == "real" and report["preset"] == "lrp.epsilon"
+    assert np.load(out / "relevance.npy").shape == (2, *SHAPE)
+
+
+def test_images_are_scaled_to_the_domain_box_or_left_raw(files):
+    shape = (None, *SHAPE)
+    x, sources = cli.read_inputs([str(files / "white.png")], shape, (0.0, 1.0))
+    assert x.shape == (1, *SHAPE) and np.allclose(x, 1.0)
+    x, _ = cli.read_inputs([str(files / "white.png")], shape, None)
+    assert np.allclose(x, 255.0)
+    x, _ = cli.read_inputs([str(files / "white.png")], (None, 6, 4, 3), (-1.0, 1.0))
+    assert x.shape == (1, 6, 4, 3) and np.allclose(x, 1.0)
+    assert sources == [{"source": str(files / "white.png"), "source_index": 0}]
+
+
+def test_domain_parsing_and_preset_options():
+    assert cli.parse_domain("real") == "real"
+    assert cli.parse_domain("Positive") == "positive"
+    box = cli.parse_domain("-1,1")
+    assert isinstance(box, Box) and float(box.low) == -1.0 and float(box.high) == 1.0
+    for bad in ("1,0", "0,1,2", "nope", "0,inf"):
+        with pytest.raises(cli.CLIError):
+            cli.parse_domain(bad)
+    assert cli.analyzer_options("deep_taylor", "positive") == {"input_domain": "positive"}
+    assert cli.analyzer_options("deep_taylor.bounded", box) == {"low": -1.0, "high": 1.0}
+    assert cli.analyzer_options("lrp.composite", "real") == {}
+    assert cli.analyzer_options("lrp.epsilon", box) == {}
+    with pytest.raises(cli.CLIError, match="needs a box"):
+        cli.analyzer_options("deep_taylor.bounded", "real")
+
+
+ERRORS = {
+    "missing model": (["explain", "{root}/nope.keras", "{root}/one.npy"], "not found"),
+    "missing input": (["explain", "{root}/tiny.keras", "{root}/nope.npy"], "not found"),
+    "broken model": (["explain", "{root}/broken.keras", "{root}/one.npy"], "cannot load"),
+    "shape mismatch": (["explain", "{root}/tiny.keras", "{root}/wrong.npy"],
+                       "does not fit the model input"),
+    "image for a vector model": (["explain", "{root}/lambda.keras", "{root}/photo.png",
+                                  "--unsafe"], "not an image"),
+    "unsupported layer": (["explain", "{root}/lstm.keras", "{root}/seq.npy"],
+                          "unsupported layer: layer 'lstm' (LSTM)"),
+    "outside the box": (["explain", "{root}/tiny.keras", "{root}/negative.npy"],
+                        "outside the declared domain Box(0, 1)"),
+    "not positive": (["explain", "{root}/tiny.keras", "{root}/negative.npy", "--domain",
+                      "positive"], "outside the declared domain 'positive'"),
+    "bounded preset needs a box": (["explain", "{root}/tiny.keras", "{root}/one.npy",
+                                    "--preset", "deep_taylor.bounded", "--domain", "real"],
+                                   "needs a box domain"),
+    "bad domain": (["explain", "{root}/tiny.keras", "{root}/one.npy", "--domain", "big"],
+                   "is not 'LOW,HIGH'"),
+    "neuron out of range": (["explain", "{root}/tiny.keras", "{root}/one.npy", "--neuron",
+                             "7"], "out of range"),
+    "export into a non-empty folder": (["export", "{root}/tiny.keras", "{root}"],
+                                       "not an empty folder"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_errors_are_one_line(case, files, tmp_path, capsys):
+    argv, expected = ERRORS[case]
+    argv = [a.format(root=files) for a in argv]
+    if argv[0] == "explain":
+        argv += ["--out", str(tmp_path / "out")]
+    code, _, stderr = run(capsys, *argv)
+    assert code == 1
+    assert stderr.count("\n") == 1 and stderr.startswith("dtd-keras: error: "), stderr
+    assert expected in stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "out").exists()  # nothing written on failure
+
+
+def test_usage_errors_exit_2_with_one_line(capsys):
+    code, _, stderr = run(capsys, "explain", "--preset", "nope", "m.keras", "x.npy")
+    assert code == 2 and stderr.count("\n") == 1 and "invalid choice" in stderr
+
+
+def test_safe_mode_refuses_lambda_layers(files, tmp_path, capsys):
+    argv = ["explain", files / "lambda.keras", files / "four.npy", "--domain", "real",
+            "--out", tmp_path / "out"]
+    code, _, stderr = run(capsys, *argv)
+    assert code == 1 and stderr.count("\n") == 1
+    assert "safe mode" in stderr and "--unsafe" in stderr
+    # With --unsafe the model loads; the Lambda layer then has no relevance rule.
+    code, _, stderr = run(capsys, *argv, "--unsafe")
+    assert code == 1 and "unsupported layer: layer 'lambda' (Lambda)" in stderr
+    assert "safe mode" not in stderr
+
+
+def test_export_writes_a_servable_savedmodel(files, tmp_path, capsys):
+    import tensorflow as tf
+
+    target = tmp_path / "explainer"
+    code, stdout, stderr = run(capsys, "export", files / "tiny.keras", target, "--domain",
+                               "0,1")
+    assert code == 0, stderr
+    assert (target / "saved_model.pb").is_file() and "exported" in stdout
+    explainer = tf.saved_model.load(str(target))
+    x = np.load(files / "batch.npy")
+    served = explainer.signatures["serving_default"](input=tf.constant(x))
+    assert served["relevance"].shape == x.shape
+    code, _, stderr = run(capsys, "export", files / "tiny.keras", target)
+    assert code == 1 and "--overwrite" in stderr
+    code, _, stderr = run(capsys, "export", files / "tiny.keras", target, "--overwrite", "-q")
+    assert code == 0, stderr
+
+
+def test_demo_command_passes_its_options(monkeypatch, tmp_path, capsys):
+    import dtd_keras.demo
+
+    calls = []
+
+    def fake(out_dir, epochs=None, seed=0, quick=False, verbose=True):
+        calls.append((out_dir, epochs, seed, quick, verbose))
+        (tmp_path / "results.md").write_text("| table |\n")
+        return {"paths": {"markdown": str(tmp_path / "results.md")}}
+
+    monkeypatch.setattr(dtd_keras.demo, "run_demo", fake)
+    code, stdout, _ = run(capsys, "demo", "--out", tmp_path, "--epochs", 3, "--seed", 1,
+                          "--quick")
+    assert code == 0 and calls == [(str(tmp_path), 3, 1, True, True)]
+    assert "| table |" in stdout
+    code, _, stderr = run(capsys, "demo", "--epochs", 0)
+    assert code == 1 and "--epochs must be at least 1" in stderr
+
+
+@pytest.mark.parametrize("command", [[], ["explain"], ["export"], ["demo"]])
+def test_help(command, capsys):
+    code, stdout, _ = run(capsys, *command, "--help")
+    assert code == 0 and stdout.startswith("usage: dtd-keras")
+
+
+def test_console_script_help():
+    script = shutil.which("dtd-keras")
+    assert script is not None, "the dtd-keras console script is missing: pip install -e ."
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: dtd-keras")
+    for command in ("explain", "export", "demo"):
+        assert command in done.stdout

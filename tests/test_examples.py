@@ -1,0 +1,92 @@
+"""The examples and the demo run end to end with small settings, so they never rot.
+
+Each example runs as a subprocess, as a user would run it; none needs the network
+(imagenet_photo with ``--weights none`` on a tiny generated PNG).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SCRIPTS = ("digits_walkthrough.py", "imagenet_photo.py", "monitor_training.py",
+           "export_and_serve.py")
+
+
+def run_script(name: str, *args, cwd: Path, timeout: float = 300) -> str:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, str(EXAMPLES / name), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+    assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_example_help(name):
+    done = subprocess.run([sys.executable, str(EXAMPLES / name), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage:"), done.stderr
+
+
+def test_digits_walkthrough(tmp_path):
+    stdout = run_script("digits_walkthrough.py", "--epochs", 1, "--samples", 3, "--out",
+                        tmp_path / "walk", cwd=tmp_path)
+    assert "all consistent: True" in stdout and "ZBox(low=0, high=1)" in stdout
+    assert (tmp_path / "walk" / "digits_walkthrough.png").is_file()
+    assert np.load(tmp_path / "walk" / "relevance.npy").shape == (3, 8, 8, 1)
+
+
+def test_imagenet_photo_offline(tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)).save(photo)
+    stdout = run_script("imagenet_photo.py", photo, "--weights", "none", "--image-size", 32,
+                        "--out", tmp_path / "heatmap.png", cwd=tmp_path)
+    assert "explained class" in stdout and "relative conservation error" in stdout
+    assert Image.open(tmp_path / "heatmap.png").mode in ("RGB", "RGBA")
+
+
+def test_monitor_training(tmp_path):
+    log_dir = tmp_path / "runs"
+    stdout = run_script("monitor_training.py", "--epochs", 2, "--train-size", 200,
+                        "--samples", 2, "--log-dir", log_dir, cwd=tmp_path)
+    assert "conservation error" in stdout
+    assert sorted(p.name for p in (log_dir / "heatmaps").glob("*.png")) == [
+        "epoch_0001.png", "epoch_0002.png"]
+    assert list((log_dir / "relevance").glob("events.out.tfevents.*"))
+
+
+def test_export_and_serve(tmp_path):
+    stdout = run_script("export_and_serve.py", "--epochs", 1, "--out", tmp_path / "explainer",
+                        cwd=tmp_path)
+    assert "signatures ['analyze_neuron', 'serving_default']" in stdout
+    assert "max |served − analyzer.analyze| = 0" in stdout
+    assert (tmp_path / "explainer" / "saved_model.pb").is_file()
+
+
+def test_demo_quick(tmp_path):
+    from dtd_keras.demo import METHODS, run_demo
+
+    result = run_demo(tmp_path / "demo", quick=True, verbose=False)
+    for name in ("demo.png", "results.json", "results.md", "model.keras", "digits.npy"):
+        assert (tmp_path / "demo" / name).is_file(), name
+    saved = json.loads((tmp_path / "demo" / "results.json").read_text(encoding="utf-8"))
+    assert saved == {k: v for k, v in result.items() if k not in ("paths", "runtime_s")}
+    assert 0.0 <= saved["test_accuracy"] <= 1.0 and saved["quick"] is True
+    methods = {m["key"]: m for m in saved["methods"]}
+    assert list(methods) == [m.key for m in METHODS]
+    for key in ("dtd_w2", "dtd_zbox"):  # DTD is conservative and positive
+        assert methods[key]["mean_relative_conservation_error"] < 1e-3
+        assert methods[key]["fraction_positive"] == 1.0
+        assert methods[key]["mean_negative_fraction"] == 0.0
+    assert methods["lrp_epsilon"]["mean_negative_fraction"] > 0.0  # LRP-ε is not positive
+    table = (tmp_path / "demo" / "results.md").read_text(encoding="utf-8")
+    assert table.count("\n| ") == 1 + len(METHODS)  # header and one row per method
+    assert Image.open(tmp_path / "demo" / "demo.png").size[0] > 500
