@@ -98,9 +98,10 @@ class Composite(LRP):
         if self._split is not None:
             lower, upper = self._split
         else:
-            upper = names.index(dense[0]) if dense else len(names) - 1
             first = sum(1 for _, r in self._linear_steps() if r is self.input_rule)
-            lower = first + max(upper - first, 0) // 2
+            top = [names.index(n) for n in dense if names.index(n) >= first]
+            upper = max(top[0] if top else len(names) - 1, first)
+            lower = first + (upper - first) // 2
         if not 0 <= lower <= upper <= len(names):
             raise ValueError(f"split={self._split} must satisfy 0 <= k <= m <= {len(names)}")
         for i, (name, (step, rule)) in enumerate(zip(names, self._linear_steps())):

@@ -320,5 +320,9 @@ def test_composite_bands_by_depth():
     assert chosen[3].epsilon == 0.25 and chosen[5].epsilon == 0.0 and chosen[6].epsilon == 0.0
     custom = dk.create_analyzer("lrp.composite", model, split=(1, 6))
     assert [type(r).__name__ for r in custom.rules.values()][:2] == ["W2", "Epsilon"]
+    dense_only = keras.Sequential([keras.Input((4,)), L.Dense(3, activation="relu"),
+                                   L.Dense(3, activation="relu"), L.Dense(2)])
+    bands = dk.create_analyzer("lrp.composite", dense_only, low=0, high=1).rules.values()
+    assert [type(r).__name__ for r in bands] == ["ZBox", "Epsilon", "Epsilon"]
     with pytest.raises(ValueError, match="unknown analyzer 'lrp.nope'"):
         dk.create_analyzer("lrp.nope", model)
