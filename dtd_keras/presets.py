@@ -47,6 +47,9 @@ class Gradient(Analyzer):
     def _choose_rule(self, call, step, domain, reads_input):
         return Epsilon(0.0)  # unused: the backward pass is the gradient
 
+    def _finish_build(self) -> None:
+        self.rules = {}  # no relevance rules: the backward pass is the gradient
+
     def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor):
         inputs = tuple(tf.identity(x) for x in inputs)
         with tf.GradientTape() as tape:
@@ -82,13 +85,8 @@ class Composite(LRP):
             raise ValueError("lrp.composite needs both low and high, or neither")
         self._split = split
         self._bands = (Gamma(gamma), Epsilon(epsilon), Epsilon(0.0))
-        self._order: list[str] = []
         input_rule = W2() if low is None else ZBox(low, high)
         super().__init__(model, Epsilon(epsilon), input_rule=input_rule, **options)
-
-    def _choose_rule(self, call, step, domain, reads_input):
-        self._order.append(call.name)
-        return super()._choose_rule(call, step, domain, reads_input)
 
     def _finish_build(self) -> None:
         super()._finish_build()
