@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .canonizers import fold_batchnorm
+from .canonizers import canonize
 from .domains import POSITIVE, REAL, Box, Domain, as_domain
 from .explanation import Explanation
 from .graph import Call, Graph, walk
@@ -91,7 +91,7 @@ class Analyzer:
 
     def _build(self) -> None:
         graph = self.graph
-        calls = fold_batchnorm(graph, list(graph.calls))
+        calls = canonize(graph, list(graph.calls))
         self._explained = graph.output
 
         def producer_of(key: int) -> Call | None:

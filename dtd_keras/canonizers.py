@@ -9,6 +9,11 @@ analyzer is still explained correctly.
 :func:`fold_batchnorm` merges each BatchNormalization that directly follows a linear
 layer (Dense, Conv, DepthwiseConv, SeparableConv, ConvTranspose with linear activation,
 whose output nothing else reads, normalising that layer's channel axis) into that layer.
+
+:func:`fold_padding` merges each ZeroPadding layer whose only reader is a linear layer
+into that layer, which then pads its own input, as a conv's ``padding="same"`` does:
+the padded zeros are constants, not inputs, so no rule hands them relevance (the w² and
+flat rules otherwise would, and the padding would drop it).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import keras
 
 from .graph import Call, Graph
 
-__all__ = ["fold_batchnorm"]
+__all__ = ["canonize", "fold_batchnorm", "fold_padding"]
 
 FOLDABLE = tuple(getattr(keras.layers, n) for n in (
     "Dense", "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
@@ -64,3 +69,33 @@ def fold_batchnorm(graph: Graph, calls: list[Call]) -> list[Call]:
                                                  folded=bn.operation)
         dropped.add(id(bn))
     return [merged.get(id(c), c) for c in calls if id(c) not in dropped]
+
+
+PADDING = tuple(getattr(keras.layers, n) for n in ("ZeroPadding1D", "ZeroPadding2D",
+                                                    "ZeroPadding3D"))
+
+
+def fold_padding(graph: Graph, calls: list[Call]) -> list[Call]:
+    """``calls`` with every ZeroPadding read only by one linear layer merged into it."""
+    linear_types = FOLDABLE + tuple(getattr(keras.layers, n) for n in (
+        "AveragePooling1D", "AveragePooling2D", "AveragePooling3D"))
+    replaced: dict[int, Call] = {}
+    dropped: set[int] = set()
+    for pad in calls:
+        if type(pad.operation) not in PADDING:
+            continue
+        readers = [c for c in calls if pad.outputs[0] in c.inputs]
+        if len(readers) != 1 or len(readers[0].inputs) != 1:
+            continue
+        reader = replaced.get(id(readers[0]), readers[0])
+        if type(reader.operation) not in linear_types or reader.padding is not None:
+            continue
+        replaced[id(readers[0])] = dataclasses.replace(reader, inputs=pad.inputs,
+                                                       padding=pad.operation)
+        dropped.add(id(pad))
+    return [replaced.get(id(c), c) for c in calls if id(c) not in dropped]
+
+
+def canonize(graph: Graph, calls: list[Call]) -> list[Call]:
+    """All canonizers, in order: BatchNorm folding, then padding folding."""
+    return fold_padding(graph, fold_batchnorm(graph, calls))

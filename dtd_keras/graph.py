@@ -30,6 +30,7 @@ class Call:
     index: int = 0
     scope: str = ""
     folded: Any = None  # a BatchNormalization merged into this call by a canonizer
+    padding: Any = None  # a ZeroPadding layer merged into this call by a canonizer
 
     @property
     def description(self) -> str:

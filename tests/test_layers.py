@@ -326,3 +326,25 @@ def test_composite_bands_by_depth():
     assert [type(r).__name__ for r in bands] == ["ZBox", "Epsilon", "Epsilon"]
     with pytest.raises(ValueError, match="unknown analyzer 'lrp.nope'"):
         dk.create_analyzer("lrp.nope", model)
+
+
+@pytest.mark.parametrize("rule", [rules.W2(), rules.Flat(), rules.ZBox(-1, 1)])
+def test_explicit_zero_padding_is_folded_like_same_padding(rule):
+    """ZeroPadding → Conv(valid) explains like Conv(same): padded zeros get no relevance."""
+    def build(explicit):
+        inp = keras.Input((5, 5, 2))
+        h = L.ZeroPadding2D(1)(inp) if explicit else inp
+        h = L.Conv2D(3, 3, padding="valid" if explicit else "same", activation="relu")(h)
+        return keras.Model(inp, L.Dense(2)(L.Flatten()(h)))
+
+    explicit, same = build(True), build(False)
+    randomize(explicit, np.random.default_rng(14))
+    same.set_weights(explicit.get_weights())
+    x = np.random.default_rng(15).uniform(-1, 1, (3, 5, 5, 2)).astype("float32")
+    a = dk.LRP(explicit, rules.ZPlus(), input_rule=rule)
+    b = dk.LRP(same, rules.ZPlus(), input_rule=rule)
+    assert list(a.rules.values())[0] == list(b.rules.values())[0] or isinstance(rule, rules.ZBox)
+    np.testing.assert_allclose(a.analyze(x), b.analyze(x), rtol=1e-5, atol=1e-7)
+    e = a.explain(x)
+    ok = e.explained > 1e-4
+    np.testing.assert_allclose(e.properties().total[ok], e.explained[ok], rtol=1e-4)

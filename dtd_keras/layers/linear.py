@@ -64,6 +64,7 @@ class Linear(LayerRelevance):
                 f"layer {call.description} is quantized ({self.layer.quantization_mode}); "
                 "explain the float model")
         self.folded = call.folded  # a BatchNormalization folded into this layer, or None
+        self.padding = call.padding  # a ZeroPadding layer folded in front of it, or None
 
     # What a subclass provides -------------------------------------------------
     def linear(self, a: Tensor, kernel: Tensor, bias: Tensor | None) -> Tensor:
@@ -90,9 +91,15 @@ class Linear(LayerRelevance):
         bias = shift if bias is None else bias * scale + shift
         return self.scale_kernel(kernel, scale), bias
 
+    def apply(self, a: Tensor, kernel: Tensor, bias: Tensor | None) -> Tensor:
+        """:meth:`linear` after a folded ZeroPadding, if any (what the rules see)."""
+        if self.padding is not None:
+            a = self.padding(a)
+        return self.linear(a, kernel, bias)
+
     def forward(self, inputs):
         kernel, bias = self.weights()
-        z = self.linear(inputs[0], kernel, bias)
+        z = self.apply(inputs[0], kernel, bias)
         if self.activation == "linear" or (self.head and self.activation in HEAD_ACTIVATIONS):
             return [z]  # the head's softmax/sigmoid is stripped: we explain the logit
         if self.activation == "relu":
@@ -105,7 +112,7 @@ class Linear(LayerRelevance):
     def relevance(self, inputs, outputs, relevances, rule=None):
         kernel, bias = self.weights()
         domain = self.options.get("domain")
-        return [propagate(rule, self.linear, kernel, bias, inputs[0], relevances[0], domain)]
+        return [propagate(rule, self.apply, kernel, bias, inputs[0], relevances[0], domain)]
 
 
 def _bias_shape(layer: Any) -> tuple[int, ...]:
