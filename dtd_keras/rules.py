@@ -73,10 +73,12 @@ class Group:
 
 
 def safe_divide(numerator: Tensor, denominator: Tensor) -> Tensor:
-    """``numerator / denominator``, and 0 where ``|denominator| < TINY``."""
-    zero = tf.abs(denominator) < TINY
-    return tf.where(zero, tf.zeros_like(numerator),
-                    numerator / tf.where(zero, tf.ones_like(denominator), denominator))
+    """``numerator / denominator``, and 0 where ``|denominator| < TINY``.
+
+    One select: a vanishing denominator becomes ∞, and a finite numerator over ∞ is 0.
+    """
+    infinite = tf.constant(np.inf, dtype=denominator.dtype)
+    return numerator / tf.where(tf.abs(denominator) < TINY, infinite, denominator)
 
 
 class Rule:
@@ -94,37 +96,100 @@ class Rule:
         """Map the denominator before dividing; default: exact (zero → no relevance)."""
         return denominator
 
+    @property
+    def chunkable(self) -> bool:
+        """Whether term inputs are elementwise in ``x`` (so blocks of inputs can be
+        processed apart); False for bounds given per input position."""
+        return True
+
     def get_config(self) -> dict:
         """The rule's parameters, enough to re-create it with ``type(rule)(**config)``."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
 
+CHUNK_ELEMENTS = 1 << 23
+"""Kernels of row-separable layers (Dense) larger than this (32 MiB of float32) are
+processed in blocks of input rows, so a modified copy such as W⁺ never exists whole."""
+
+
+def _group_terms(group: Group, forward: Callable, kernel: Tensor, bias: Tensor | None,
+                 x: Tensor, after: Tensor, tape: tf.GradientTape | None = None,
+                 rows: tuple[int, int] | None = None) -> tuple[list[Tensor], Tensor]:
+    """The term inputs (watched by ``tape``) and their summed modified forward pass,
+    for the kernel rows ``rows`` (and the matching last-axis slice of ``x``) if given."""
+    # Everything here waits for ``after`` (the upper relevance): otherwise TensorFlow
+    # schedules the modified forward passes (and copies such as W⁺) during the model's
+    # forward pass and keeps them alive until the backward pass reaches this layer.
+    with tf.control_dependencies([after]):
+        if rows is not None:
+            kernel, x = kernel[rows[0]:rows[1]], x[..., rows[0]:rows[1]]
+        inputs = [tf.identity(term.input(x)) for term in group.terms]
+        kernels = [term.weight(kernel) for term in group.terms]
+    if tape is not None:
+        tape.watch(inputs)
+    parts = []
+    for a, k, term in zip(inputs, kernels, group.terms):
+        b = term.bias(bias) if (term.bias is not None and bias is not None) else None
+        parts.append(term.sign * forward(a, k, b))
+    return inputs, (tf.add_n(parts) if len(parts) > 1 else parts[0])
+
+
+def _row_blocks(kernel: Tensor, rule: Rule) -> list[tuple[int, int]] | None:
+    rows, cols = (kernel.shape[0], kernel.shape[1]) if len(kernel.shape) == 2 else (None, None)
+    if rows is None or cols is None or rows * cols <= CHUNK_ELEMENTS or not rule.chunkable:
+        return None
+    step = max(1, CHUNK_ELEMENTS // cols)
+    return [(i, min(i + step, rows)) for i in range(0, rows, step)]
+
+
 def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Tensor],
               kernel: Tensor, bias: Tensor | None, x: Tensor, relevance: Tensor,
-              domain: Any = None) -> Tensor:
+              domain: Any = None, *, row_separable: bool = False) -> Tensor:
     """Apply ``rule`` to one linear layer with the gradient trick.
 
     ``forward(a, kernel, bias)`` is the layer's linear map (bias may be None);
     ``x`` its input, ``relevance`` the relevance of its output. Returns the relevance of
-    ``x``.
+    ``x``. ``row_separable`` (Dense): ``forward`` sums over ``x``'s last axis against the
+    kernel's rows, so a large kernel may be processed in blocks of rows (same result).
     """
+    blocks = _row_blocks(kernel, rule) if row_separable else None
     total = None
     for group in rule.groups(domain):
-        inputs = [tf.identity(term.input(x)) for term in group.terms]
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            parts = []
-            for a, term in zip(inputs, group.terms):
-                b = term.bias(bias) if (term.bias is not None and bias is not None) else None
-                parts.append(term.sign * forward(a, term.weight(kernel), b))
-            z = tf.add_n(parts) if len(parts) > 1 else parts[0]
-        s = safe_divide(relevance, rule.stabilize(z))
-        grads = tape.gradient(z, inputs, output_gradients=s)
-        contribution = tf.add_n([a * g for a, g in zip(inputs, grads) if g is not None])
+        if blocks is None:
+            with tf.GradientTape() as tape:
+                inputs, z = _group_terms(group, forward, kernel, bias, x, relevance, tape)
+            s = safe_divide(relevance, rule.stabilize(z))
+            grads = tape.gradient(z, inputs, output_gradients=s)
+            contribution = tf.add_n([a * g for a, g in zip(inputs, grads) if g is not None])
+        else:
+            contribution = _propagate_blocks(group, rule, forward, kernel, bias, x, relevance,
+                                             blocks)
         if group.coefficient != 1.0:
             contribution = group.coefficient * contribution
         total = contribution if total is None else total + contribution
     return total
+
+
+def _propagate_blocks(group: Group, rule: Rule, forward: Callable, kernel: Tensor,
+                      bias: Tensor | None, x: Tensor, relevance: Tensor,
+                      blocks: list[tuple[int, int]]) -> Tensor:
+    """:func:`propagate` for one group, block by block of kernel rows, in sequence."""
+    z, after = None, relevance
+    for i, rows in enumerate(blocks):  # the denominator, summed over blocks
+        _, part = _group_terms(group, forward, kernel, bias if i == 0 else None, x, after,
+                               rows=rows)
+        z = part if z is None else z + part
+        after = z
+    s = safe_divide(relevance, rule.stabilize(z))
+    pieces, after = [], s
+    for rows in blocks:  # then the relevance of each block of inputs
+        with tf.GradientTape() as tape:
+            inputs, part = _group_terms(group, forward, kernel, None, x, after, tape, rows)
+        grads = tape.gradient(part, inputs, output_gradients=s)
+        piece = tf.add_n([a * g for a, g in zip(inputs, grads) if g is not None])
+        pieces.append(piece)
+        after = piece
+    return tf.concat(pieces, axis=-1)
 
 
 def _ones(t: Tensor) -> Tensor:
@@ -196,6 +261,10 @@ class ZBox(Rule):
             return tf.broadcast_to(tf.constant(value, dtype=x.dtype), tf.shape(x))
 
         return fill
+
+    @property
+    def chunkable(self) -> bool:
+        return self.low.ndim == 0 and self.high.ndim == 0
 
     def groups(self, domain: Any) -> Sequence[Group]:
         return (Group((

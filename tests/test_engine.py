@@ -236,3 +236,16 @@ def test_dtd_on_random_conv_nets_is_consistent(cnn_dtd, seed, x):
         p = e.properties()
         explained = e.explained > 1e-5
         assert np.all(p.consistent[explained]), (analyzer.rules, str(p))
+
+
+@pytest.mark.parametrize("rule", [rules.W2(), rules.Z(), rules.ZPlus(), rules.ZBox(-1, 2),
+                                  rules.Epsilon(0.1), rules.AlphaBeta(2, 1), rules.Gamma(0.25),
+                                  rules.Flat()])
+def test_large_dense_kernels_in_row_blocks_give_the_same_result(mlp, rule, monkeypatch):
+    """Dense kernels above CHUNK_ELEMENTS are processed in blocks of rows: same maps."""
+    set_weights(mlp, np.random.default_rng(9))
+    x = np.random.default_rng(10).uniform(-1, 2, (3, D_IN)).astype("float32")
+    whole = dk.LRP(mlp, rule).analyze(x)
+    monkeypatch.setattr(rules, "CHUNK_ELEMENTS", 8)  # 6×5 → blocks of 2 rows, 5×4 → 2 rows
+    blocks = dk.LRP(mlp, rule).analyze(x)
+    np.testing.assert_allclose(blocks, whole, rtol=1e-5, atol=1e-7)

@@ -50,6 +50,7 @@ class Linear(LayerRelevance):
     """A layer computing ``activation(f(x; W) + b)``; its rule does the relevance."""
 
     needs_rule = True
+    row_separable = False  # True: f sums x's last axis against kernel rows (Dense)
 
     def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
         super().__init__(call, graph, **options)
@@ -112,7 +113,8 @@ class Linear(LayerRelevance):
     def relevance(self, inputs, outputs, relevances, rule=None):
         kernel, bias = self.weights()
         domain = self.options.get("domain")
-        return [propagate(rule, self.apply, kernel, bias, inputs[0], relevances[0], domain)]
+        return [propagate(rule, self.apply, kernel, bias, inputs[0], relevances[0], domain,
+                          row_separable=self.row_separable)]
 
 
 def _bias_shape(layer: Any) -> tuple[int, ...]:
@@ -123,6 +125,8 @@ def _bias_shape(layer: Any) -> tuple[int, ...]:
 
 class DenseLinear(Linear):
     """Dense: ``a @ W + b`` over the last axis."""
+
+    row_separable = True
 
     def linear(self, a, kernel, bias):
         z = keras.ops.matmul(a, kernel)
