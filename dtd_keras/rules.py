@@ -226,15 +226,28 @@ class Z(Rule):
         return (Group((Term(),)),)
 
 
+def _nonnegative(domain: Any) -> bool:
+    from .domains import POSITIVE, Box
+
+    return domain is POSITIVE or (isinstance(domain, Box) and bool(np.all(domain.low >= 0)))
+
+
 @dataclass(frozen=True)
 class ZPlus(Rule):
     r"""z⁺-rule (seed 1.3/2.3), for inputs in ℝᵈ₊.
 
-    :math:`R_i = \sum_j \frac{x_i w^+_{ij}}{\sum_i x_i w^+_{ij}} R_j`; bias left out.
+    :math:`R_i = \sum_j \frac{z^+_{ij}}{\sum_i z^+_{ij}} R_j` with :math:`z^+_{ij}` the
+    positive part of :math:`x_i w_{ij}`; bias left out. For :math:`x ≥ 0` this is the
+    seed's :math:`x_i w^+_{ij}` exactly; on real-valued inputs (where LRP presets apply
+    it) the positive part of the product, :math:`x^+ w^+ + x^- w^-`, keeps the
+    denominator a sum of non-negative terms (positive, never an overflow).
     """
 
     def groups(self, domain: Any) -> Sequence[Group]:
-        return (Group((Term(weight=positive),)),)
+        if _nonnegative(domain):
+            return (Group((Term(weight=positive),)),)
+        return (Group((Term(input=positive, weight=positive),
+                       Term(input=negative, weight=negative))),)
 
 
 @dataclass(frozen=True, eq=False)
@@ -329,9 +342,7 @@ class AlphaBeta(Rule):
             )
 
     def groups(self, domain: Any) -> Sequence[Group]:
-        from .domains import POSITIVE, Box
-
-        nonnegative = domain is POSITIVE or (isinstance(domain, Box) and np.all(domain.low >= 0))
+        nonnegative = _nonnegative(domain)
         pos = [Term(input=positive, weight=positive, bias=positive)]
         neg = [Term(input=positive, weight=negative, bias=negative)]
         if not nonnegative:  # negative inputs: x⁻w⁻ ≥ 0 and x⁻w⁺ ≤ 0 contribute too

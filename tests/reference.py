@@ -114,9 +114,14 @@ def zplus(W, X, R):
     V <- W^+ ; Z <- V^T X ; return X (.) (V . (R (/) Z))
     """
     W, X, R = _f64(W, X, R)
-    V = _plus(W)
-    Z = V.T @ X
-    return X * (V @ safe_div(R, Z))
+    if np.all(X >= 0):
+        V = _plus(W)
+        Z = V.T @ X
+        return X * (V @ safe_div(R, Z))
+    # Outside ℝ₊ (where LRP presets apply z⁺) the library takes the positive part of each
+    # product, R_i = Σ_j (x_i w_ij)⁺ / Σ_i (x_i w_ij)⁺ R_j, which equals the above for x ≥ 0.
+    P = np.maximum(X[:, None] * W, 0.0)
+    return P @ safe_div(R, P.sum(axis=0))
 
 
 def zbox(W, X, R, L, H):

@@ -23,7 +23,7 @@ import tensorflow as tf
 from ..domains import POSITIVE, REAL
 from ..errors import UnsupportedLayerError
 from ..graph import Call, Graph
-from ..rules import Epsilon, propagate
+from ..rules import Epsilon, Z, propagate
 from .activations import HEAD_ACTIVATIONS, NONNEGATIVE, activation_name, check_activation
 from .base import LayerRelevance, map_domains
 
@@ -201,10 +201,14 @@ class AveragePool(Linear):
     """Average pooling (windowed or global) as a linear layer with positive weights.
 
     The "kernel" is a scalar 1 scaling the layer's own output, so ``ρ(W)`` acts on the
-    window weights ``1/n``: z⁺ and z coincide, w² and flat split evenly.
+    window weights ``1/n``: z⁺ and z coincide, w² and flat split evenly. DTD picks the
+    rule by input domain; LRP uses the z-rule (split in proportion to the window's
+    inputs) rather than the analyzer-wide rule: αβ on all-positive weights would scale
+    relevance by α, ε would only add absorption.
     """
 
     keeps_input_space = True
+    lrp_rule = Z()
 
     def raw_weights(self):
         return tf.constant(1.0), None
