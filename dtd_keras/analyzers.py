@@ -378,7 +378,7 @@ class LRP(Analyzer):
             return step.fixed_rule
         if reads_input and self.input_rule is not None:
             return self.input_rule
-        return self.rule if step.lrp_rule is None else step.lrp_rule
+        return step.adapt_rule(self.rule)
 
     def _finish_build(self) -> None:
         unknown = sorted(set(self.layer_rules) - self._used)

@@ -33,15 +33,13 @@ class LayerRelevance:
 
     ``needs_rule`` marks layers that take a :class:`~dtd_keras.rules.Rule`;
     ``fixed_rule`` is the rule such a layer uses whatever the analyzer (overridable by
-    ``layer_rules``); ``lrp_rule`` the one LRP gives it instead of the analyzer-wide
-    rule (``input_rule`` and ``layer_rules`` still win); ``keeps_input_space`` marks
-    layers whose output still counts as "the input" for an analyzer's ``input_rule``;
+    ``layer_rules``); ``keeps_input_space`` marks layers whose output still counts as
+    "the input" for an analyzer's ``input_rule``;
     ``warning`` is a note the analyzer shows once (e.g. a non-ReLU activation).
     """
 
     needs_rule = False
     fixed_rule: Rule | None = None
-    lrp_rule: Rule | None = None
     keeps_input_space = False
     warning: str | None = None
 
@@ -50,6 +48,10 @@ class LayerRelevance:
         self.layer = call.operation
         self.graph = graph
         self.options = options
+
+    def adapt_rule(self, rule: Rule) -> Rule:
+        """The rule this layer uses when an LRP analyzer assigns it ``rule``."""
+        return rule
 
     def forward(self, inputs: Sequence[Tensor]) -> list[Tensor]:
         """Run the op on concrete inputs (inference mode)."""

@@ -23,7 +23,7 @@ import tensorflow as tf
 from ..domains import POSITIVE, REAL
 from ..errors import UnsupportedLayerError
 from ..graph import Call, Graph
-from ..rules import Epsilon, Z, propagate
+from ..rules import AlphaBeta, Epsilon, Z, propagate
 from .activations import HEAD_ACTIVATIONS, NONNEGATIVE, activation_name, check_activation
 from .base import LayerRelevance, map_domains
 
@@ -98,9 +98,13 @@ class Linear(LayerRelevance):
             a = self.padding(a)
         return self.linear(a, kernel, bias)
 
-    def forward(self, inputs):
+    def preactivation(self, a: Tensor) -> Tensor:
+        """The forward pass before the activation (overridable for a faster route)."""
         kernel, bias = self.weights()
-        z = self.apply(inputs[0], kernel, bias)
+        return self.apply(a, kernel, bias)
+
+    def forward(self, inputs):
+        z = self.preactivation(inputs[0])
         if self.activation == "linear" or (self.head and self.activation in HEAD_ACTIVATIONS):
             return [z]  # the head's softmax/sigmoid is stripped: we explain the logit
         if self.activation == "relu":
@@ -181,6 +185,24 @@ class SeparableLinear(ConvLinear):
                            dilation_rate=layer.dilation_rate, data_format=layer.data_format)
         return z if bias is None else z + keras.ops.reshape(bias, _bias_shape(layer))
 
+    def preactivation(self, a):
+        """Forward in the layer's own factorised form (depthwise, then pointwise): the
+        effective kernel is only built for the relevance pass."""
+        layer = self.layer
+        pointwise = tf.convert_to_tensor(layer.pointwise_kernel)
+        bias = tf.convert_to_tensor(layer.bias) if layer.use_bias else None
+        if self.folded is not None:
+            scale, shift = batchnorm_affine(self.folded)
+            pointwise = pointwise * scale
+            bias = shift if bias is None else bias * scale + shift
+        if self.padding is not None:
+            a = self.padding(a)
+        z = keras.ops.separable_conv(a, tf.convert_to_tensor(layer.depthwise_kernel), pointwise,
+                                     strides=layer.strides, padding=layer.padding,
+                                     dilation_rate=layer.dilation_rate,
+                                     data_format=layer.data_format)
+        return z if bias is None else z + keras.ops.reshape(bias, _bias_shape(layer))
+
 
 class ConvTransposeLinear(Linear):
     """Conv1D/2D/3DTranspose: kernel ``(*window, out_channels, in_channels)``."""
@@ -202,13 +224,14 @@ class AveragePool(Linear):
 
     The "kernel" is a scalar 1 scaling the layer's own output, so ``ρ(W)`` acts on the
     window weights ``1/n``: z⁺ and z coincide, w² and flat split evenly. DTD picks the
-    rule by input domain; LRP uses the z-rule (split in proportion to the window's
-    inputs) rather than the analyzer-wide rule: αβ on all-positive weights would scale
-    relevance by α, ε would only add absorption.
+    rule by input domain; LRP uses its rule, except that αβ becomes the z-rule here: on
+    all-positive weights αβ's negative part is empty and it would scale relevance by α.
     """
 
     keeps_input_space = True
-    lrp_rule = Z()
+
+    def adapt_rule(self, rule):
+        return Z() if isinstance(rule, AlphaBeta) else rule
 
     def raw_weights(self):
         return tf.constant(1.0), None
