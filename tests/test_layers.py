@@ -360,3 +360,18 @@ def test_lrp_splits_average_pools_proportionally_whatever_the_rule():
     x = np.random.default_rng(16).uniform(0.1, 1, (2, 4, 4, 1)).astype("float32")
     e = analyzer.explain(x)  # z at the top conserves; so must the pool (αβ there: 2×)
     np.testing.assert_allclose(e.properties().total, e.explained, rtol=1e-5)
+
+
+def test_functional_ops_relu_and_constant_scaling():
+    inp = keras.Input((4,))
+    h = keras.ops.relu(L.Dense(3)(inp)) * 2.0
+    model = keras.Model(inp, L.Dense(2)(h))
+    randomize(model, np.random.default_rng(17))
+    analyzer = dk.DTD(model, input_domain="positive")
+    assert list(analyzer.rules.values())[1] == rules.ZPlus()  # keras.ops.relu → ℝ₊
+    x = np.random.default_rng(18).uniform(0, 1, (3, 4)).astype("float32")
+    e = analyzer.explain(x)
+    np.testing.assert_allclose(e.explained, np.asarray(model(x)).max(axis=1), rtol=1e-5)
+    assert np.all(np.isfinite(e.relevance))
+    flipped = keras.Model(inp, L.Dense(2)(keras.ops.relu(L.Dense(3)(inp)) * -1.0))
+    assert list(dk.DTD(flipped, input_domain="positive").rules.values())[1] == rules.W2()

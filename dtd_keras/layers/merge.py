@@ -14,7 +14,8 @@ Add
 Multiply (gating, e.g. squeeze-and-excitation)
     All relevance goes to the signal branch, none to the gate. The signal is the input
     with the output's full shape; the gate is the broadcast one (or, if both are full,
-    the one produced by a sigmoid). Concatenate is a :class:`~.base.Reindex`.
+    the one produced by a sigmoid). ``x * constant`` passes relevance unchanged (an
+    elementwise rescaling). Concatenate is a :class:`~.base.Reindex`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class Gate(LayerRelevance):
 
     def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
         super().__init__(call, graph, **options)
+        if len(call.inputs) == 1:  # x * constant: an elementwise rescaling
+            self.signal = 0
+            return
         if len(call.inputs) != 2:
             raise UnsupportedLayerError(
                 f"layer {call.description} multiplies {len(call.inputs)} tensors; only a "
@@ -94,6 +98,12 @@ class Gate(LayerRelevance):
                 "inputs have the output's shape and neither comes from a sigmoid)")
 
     def domains(self, domains):
+        if len(domains) == 1 and domains[0] is POSITIVE:  # x * constant: ℝ₊ if constant ≥ 0
+            shape = self.graph.shapes.get(self.call.inputs[0], (None,))[1:]
+            if any(d is None for d in shape):
+                return [REAL]
+            scale = self.forward([tf.ones((1, *shape))])[0]
+            return [POSITIVE if float(tf.reduce_min(scale)) >= 0 else REAL]
         return [POSITIVE if all(d is POSITIVE for d in domains) else REAL]
 
     def relevance(self, inputs, outputs, relevances, rule=None):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+from keras.src.ops import nn as keras_nn
 from keras.src.ops import numpy as keras_numpy
 
 from ..errors import UnsupportedLayerError
@@ -90,6 +91,11 @@ LAYER_RELEVANCE.update({
     keras.layers.Multiply: Gate,
     keras_numpy.Multiply: Gate,
 })
+for _op, _act in ((keras_nn.Relu, "relu"), (keras_nn.Relu6, "relu6"), (keras_nn.Silu, "silu"),
+                  (keras_nn.Gelu, "gelu"), (keras_nn.Sigmoid, "sigmoid"),
+                  (keras_nn.LeakyRelu, "leaky_relu")):  # keras.ops.relu(x) & co. in functional code
+    LAYER_RELEVANCE[_op] = (
+        lambda call, graph, _a=_act, **o: ActivationPass(call, graph, name=_a, **o))
 for _name, _act in (("ELU", "elu"), ("PReLU", "leaky_relu")):
     if hasattr(keras.layers, _name):
         LAYER_RELEVANCE[getattr(keras.layers, _name)] = (
