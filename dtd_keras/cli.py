@@ -416,6 +416,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+def _model_arguments(parser: argparse.ArgumentParser, presets: list[str], domain_note: str,
+                     positional: tuple[str, dict]) -> None:
+    """MODEL, the command's second positional, --preset, --domain and --unsafe."""
+    parser.add_argument("model", metavar="MODEL", help="a Keras model file (.keras or .h5)")
+    parser.add_argument(positional[0], **positional[1])
+    parser.add_argument("--preset", default="deep_taylor", choices=presets, metavar="NAME",
+                        help=f"the analyzer (default deep_taylor); one of {', '.join(presets)}")
+    parser.add_argument("--domain", default="0,1", help=DOMAIN_HELP + domain_note)
+    parser.add_argument("--unsafe", action="store_true",
+                        help="load models that contain Python code (Lambda layers); only "
+                             "for files you trust")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``dtd-keras`` argument parser (subcommands explain, export, demo)."""
     from .presets import PRESETS
@@ -457,14 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "or onto --pixel-range; with --domain real/positive and no\n"
                     "--pixel-range they are left raw (0..255).",
         epilog="example: dtd-keras explain model.keras x.npy cat.png --domain 0,1 --out out")
-    explain.add_argument("model", metavar="MODEL", help="a Keras model file (.keras or .h5)")
-    explain.add_argument("inputs", metavar="INPUTS", nargs="+",
-                         help="input files: .npy, .npz or images")
-    explain.add_argument("--preset", default="deep_taylor", choices=presets, metavar="NAME",
-                         help=f"the analyzer (default deep_taylor); one of {', '.join(presets)}")
-    explain.add_argument("--domain", default="0,1",
-                         help=DOMAIN_HELP + ". Inputs outside the domain are an error for "
-                                            "every preset.")
+    _model_arguments(explain, presets, ". Inputs outside the domain are an error for every "
+                                       "preset.",
+                     ("inputs", dict(metavar="INPUTS", nargs="+",
+                                     help="input files: .npy, .npz or images")))
     explain.add_argument("--neuron", type=int, default=None, metavar="K",
                          help="explain output neuron K for every sample (default: each "
                               "sample's top logit)")
@@ -481,9 +490,6 @@ def build_parser() -> argparse.ArgumentParser:
                               "the only one, or 'x')")
     explain.add_argument("--cmap", default="bwr", choices=("bwr", "cold_hot"),
                          help="heatmap colours (default bwr)")
-    explain.add_argument("--unsafe", action="store_true",
-                         help="load models that contain Python code (Lambda layers); only "
-                              "for files you trust")
     explain.set_defaults(func=cmd_explain)
 
     export = commands.add_parser(
@@ -492,18 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "(signatures serving_default and analyze_neuron; loads with plain "
                     "tf.saved_model.load, no dtd_keras needed).",
         epilog="example: dtd-keras export model.keras explainer --domain 0,1")
-    export.add_argument("model", metavar="MODEL", help="a Keras model file (.keras or .h5)")
-    export.add_argument("out_dir", metavar="OUT_DIR", help="the SavedModel folder to write")
-    export.add_argument("--preset", default="deep_taylor", choices=presets, metavar="NAME",
-                        help=f"the analyzer (default deep_taylor); one of {', '.join(presets)}")
-    export.add_argument("--domain", default="0,1",
-                        help=DOMAIN_HELP + ". The SavedModel rejects inputs outside the "
-                                           "domain its analyzer declares.")
+    _model_arguments(export, presets, ". The SavedModel rejects inputs outside the domain "
+                                      "its analyzer declares.",
+                     ("out_dir", dict(metavar="OUT_DIR", help="the SavedModel folder to write")))
     export.add_argument("--overwrite", action="store_true",
                         help="replace an existing SavedModel in OUT_DIR")
-    export.add_argument("--unsafe", action="store_true",
-                        help="load models that contain Python code (Lambda layers); only "
-                             "for files you trust")
     export.set_defaults(func=cmd_export)
 
     demo = commands.add_parser(
