@@ -201,10 +201,8 @@ class Analyzer:
     @property
     def output_size(self) -> int | None:
         """Number of neurons in the explained output (None if not static)."""
-        shape = self.graph.shapes.get(self._explained)
-        if shape is None:
-            shape = self._steps[-1][0].call.node.output_tensors[0].shape if self._steps else None
-        if shape is None or any(d is None for d in shape[1:]):
+        shape = self.graph.shapes[self._explained]  # every tensor's static shape is known
+        if any(d is None for d in shape[1:]):
             return None
         return int(np.prod(shape[1:], dtype=np.int64))
 

@@ -134,6 +134,13 @@ def _group_terms(group: Group, forward: Callable, kernel: Tensor, bias: Tensor |
     return inputs, (tf.add_n(parts) if len(parts) > 1 else parts[0])
 
 
+def _times_gradient(tape: tf.GradientTape, z: Tensor, inputs: list[Tensor],
+                    s: Tensor) -> Tensor:
+    """``Σ_t a_t ⊙ ∇_{a_t}(z · s)``: the backward pass and multiplication of the trick."""
+    grads = tape.gradient(z, inputs, output_gradients=s)
+    return tf.add_n([a * g for a, g in zip(inputs, grads) if g is not None])
+
+
 def _row_blocks(kernel: Tensor, rule: Rule) -> list[tuple[int, int]] | None:
     rows, cols = (kernel.shape[0], kernel.shape[1]) if len(kernel.shape) == 2 else (None, None)
     if rows is None or cols is None or rows * cols <= CHUNK_ELEMENTS or not rule.chunkable:
@@ -159,8 +166,7 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
             with tf.GradientTape() as tape:
                 inputs, z = _group_terms(group, forward, kernel, bias, x, relevance, tape)
             s = safe_divide(relevance, rule.stabilize(z))
-            grads = tape.gradient(z, inputs, output_gradients=s)
-            contribution = tf.add_n([a * g for a, g in zip(inputs, grads) if g is not None])
+            contribution = _times_gradient(tape, z, inputs, s)
         else:
             contribution = _propagate_blocks(group, rule, forward, kernel, bias, x, relevance,
                                              blocks)
@@ -185,8 +191,7 @@ def _propagate_blocks(group: Group, rule: Rule, forward: Callable, kernel: Tenso
     for rows in blocks:  # then the relevance of each block of inputs
         with tf.GradientTape() as tape:
             inputs, part = _group_terms(group, forward, kernel, None, x, after, tape, rows)
-        grads = tape.gradient(part, inputs, output_gradients=s)
-        piece = tf.add_n([a * g for a, g in zip(inputs, grads) if g is not None])
+        piece = _times_gradient(tape, part, inputs, s)
         pieces.append(piece)
         after = piece
     return tf.concat(pieces, axis=-1)
