@@ -26,7 +26,7 @@ if _keras.backend.backend() != "tensorflow":  # pragma: no cover
 from . import rules
 from .analyzers import DTD, LRP, Analyzer
 from .domains import Box
-from .errors import DomainError, UnsupportedLayerError
+from .errors import DomainError, NumericalError, UnsupportedLayerError
 from .explanation import Explanation
 from .layers import register_layer
 from .presets import PRESETS, create_analyzer
@@ -45,6 +45,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "UnsupportedLayerError",
+    "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "NumericalError",
+    "UnsupportedLayerError",
     "PRESETS", "create_analyzer", "register_layer", "rules",
 ]

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from .canonizers import canonize
+from .diagnose import check_box_shape, check_dtype, diagnose
 from .domains import POSITIVE, REAL, Box, Domain, as_domain
 from .explanation import Explanation
 from .graph import Call, Graph, walk
@@ -48,7 +49,8 @@ class Analyzer:
     model:
         A built Keras 3 Sequential or functional model.
     output:
-        Which model output to explain (needed only for multi-output models).
+        Which model output to explain, by index or name (needed only for multi-output
+        models).
     max_pool:
         ``"winner"`` (all of a window's relevance to its maximum) or
         ``"proportional"`` (in proportion to the window's inputs).
@@ -62,7 +64,7 @@ class Analyzer:
 
     default_add = "proportional"
 
-    def __init__(self, model: keras.Model, *, output: int | None = None,
+    def __init__(self, model: keras.Model, *, output: int | str | None = None,
                  max_pool: str = "winner", add: str | None = None,
                  jit_compile: bool = False) -> None:
         if max_pool not in MAX_POOL_MODES:
@@ -76,7 +78,7 @@ class Analyzer:
         self.graph: Graph = walk(model, output)
         self.trace_count = 0
         self._build()
-        self._function = tf.function(self._relevance_graph, jit_compile=jit_compile,
+        self._function = tf.function(self._traced_relevance_graph, jit_compile=jit_compile,
                                      autograph=False)
         self._concrete = None
 
@@ -98,12 +100,19 @@ class Analyzer:
             return next((c for c in calls if key in c.outputs), None)
 
         head = producer_of(graph.output)
+        self._heads: list = []  # the stripped softmax/sigmoid, applied by predict()
         if head is not None and _strippable_head(head):
             calls.remove(head)
+            self._heads.append(head.operation)
             self._explained = head.inputs[0]
             head = producer_of(self._explained)
+        if head is not None and getattr(head.operation, "activation", None) is not None and (
+                activation_name(head.operation.activation) in HEAD_ACTIVATIONS):
+            self._heads.insert(0, head.operation.activation)  # fused into the last layer
 
         self.input_domains = self._input_domains()
+        for key, name, domain in zip(graph.inputs, graph.input_names, self.input_domains):
+            check_box_shape(domain, graph.shapes[key], name)
         domains: dict[int, Domain] = dict(zip(graph.inputs, self.input_domains))
         input_space = {key: True for key in graph.inputs}
         self._steps: list[tuple[LayerRelevance, Rule | None]] = []
@@ -111,6 +120,7 @@ class Analyzer:
         self.domains: dict[str, Domain] = {}
         warned: list[str] = []
         for position, call in enumerate(calls):
+            check_dtype(call)
             in_domains = [domains[k] for k in call.inputs]
             step = relevance_for(call, graph, position, max_pool=self.max_pool, add=self.add,
                                  head=call is head,
@@ -139,23 +149,50 @@ class Analyzer:
         """Hook for subclasses to validate their configuration after the walk."""
 
     # ------------------------------------------------------------ computing
-    def _relevance_graph_forward(self, inputs: tuple, neuron: tf.Tensor):
-        """Forward pass: every tensor's value, the chosen neurons and their logits."""
-        self.trace_count += 1
-        values: dict[int, tf.Tensor] = dict(zip(self.graph.inputs, inputs))
+    def _forward_values(self, inputs: Sequence[Any], inspect: Any = None) -> dict:
+        """Every tensor's value: the forward pass, call by call (eager or traced).
+
+        ``inspect(step, outputs)``, if given, sees each call's outputs (diagnosis)."""
+        values: dict[int, Any] = dict(zip(self.graph.inputs, inputs))
         for step, _ in self._steps:
             outputs = step.forward([values[k] for k in step.call.inputs])
+            if inspect is not None:
+                inspect(step, outputs)
             values.update(zip(step.call.outputs, outputs))
-        flat = tf.reshape(values[self._explained], [tf.shape(inputs[0])[0], -1])
+        return values
+
+    def _output_count(self, logits: tf.Tensor) -> tf.Tensor:
+        """Neurons per sample in the explained output (static when known; batch 0 safe)."""
+        size = self.output_size
+        if size is not None:
+            return tf.constant(size, tf.int32)
+        return tf.reduce_prod(tf.shape(logits)[1:])
+
+    def _relevance_graph_forward(self, inputs: tuple, neuron: tf.Tensor):
+        """Forward pass: every tensor's value, the chosen neurons and their logits."""
+        values = self._forward_values(inputs)
+        logits = values[self._explained]
+        count = self._output_count(logits)
+        flat = tf.reshape(logits, [tf.shape(inputs[0])[0], count])
         best = tf.argmax(flat, axis=-1, output_type=tf.int32)
         chosen = tf.where(neuron < 0, best, neuron)
-        return values, chosen, tf.gather(flat, chosen, batch_dims=1)
+        # an index beyond the output (possible where its size is known only now) gives a
+        # NaN logit, never a silent 0 (XLA's gather clamps, it does not raise)
+        in_range = chosen < count
+        picked = tf.gather(flat, tf.where(in_range, chosen, 0), batch_dims=1)
+        return values, chosen, tf.where(in_range, picked, np.nan)
 
-    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor):
-        """Forward pass, top relevance, backward pass. Traced once per analyzer."""
+    def _traced_relevance_graph(self, inputs: tuple, neuron: tf.Tensor):
+        self.trace_count += 1
+        return self._relevance_graph(inputs, neuron)
+
+    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None):
+        """Forward pass, top relevance, backward pass. Traced once per analyzer.
+
+        ``inspect(step, rule, lower)``, if given, sees each call's input relevance."""
         values, chosen, explained = self._relevance_graph_forward(inputs, neuron)
         logits = values[self._explained]
-        count = tf.size(logits) // tf.shape(logits)[0]
+        count = self._output_count(logits)
         top = tf.one_hot(chosen, count, dtype=logits.dtype) * explained[:, None]
         relevance = {self._explained: tf.reshape(top, tf.shape(logits))}
 
@@ -168,6 +205,8 @@ class Analyzer:
                      for k, r in zip(call.outputs, upper)]
             lower = step.relevance([values[k] for k in call.inputs],
                                    [values[k] for k in call.outputs], upper, rule)
+            if inspect is not None:
+                inspect(step, rule, lower)
             for key, r in zip(call.inputs, lower):
                 relevance[key] = r if key not in relevance else relevance[key] + r
         maps = tuple(relevance.get(k, tf.zeros_like(values[k])) for k in self.graph.inputs)
@@ -262,10 +301,35 @@ class Analyzer:
         """
         arrays = self.check_inputs(x)
         chosen = self._neurons(neuron, arrays[0].shape[0])
-        maps, picked, logits = self.concrete_function(
-            tuple(tf.constant(a) for a in arrays), tf.constant(chosen))
+        if arrays[0].shape[0] == 0:  # nothing to explain (Keras' Flatten fails on it)
+            maps = [np.zeros_like(a) for a in arrays]
+            return Explanation(maps if len(maps) > 1 else maps[0], chosen,
+                               np.zeros((0,), np.float32))
+        try:
+            maps, picked, logits = self.concrete_function(
+                tuple(tf.constant(a) for a in arrays), tf.constant(chosen))
+        except tf.errors.OpError as error:
+            raise diagnose(self, arrays, chosen, error) from None
         maps = [m.numpy().astype(np.float32, copy=False) for m in maps]
-        return Explanation(maps if len(maps) > 1 else maps[0], picked.numpy(), logits.numpy())
+        logits = logits.numpy()
+        if not (np.all(np.isfinite(logits)) and all(np.all(np.isfinite(m)) for m in maps)):
+            raise diagnose(self, arrays, chosen)
+        return Explanation(maps if len(maps) > 1 else maps[0], picked.numpy(), logits)
+
+    def logits(self, x: Any) -> np.ndarray:
+        """The explained output for ``x`` as the analyzer computes it: before a stripped
+        softmax/sigmoid head (what :meth:`explain`'s ``explained`` picks from)."""
+        arrays = self.check_inputs(x)
+        values = self._forward_values([tf.constant(a) for a in arrays])
+        return np.asarray(values[self._explained])
+
+    def predict(self, x: Any) -> np.ndarray:
+        """The explained model output for ``x`` as the analyzer computes it (head
+        included): equal to the model's own output, up to float32 rounding."""
+        output = tf.constant(self.logits(x))
+        for head in self._heads:
+            output = head(output)
+        return np.asarray(output)
 
     def analyze(self, x: Any, neuron: int | Sequence[int] | None = None
                 ) -> np.ndarray | list[np.ndarray]:
@@ -322,6 +386,8 @@ class DTD(Analyzer):
 
     def _choose_rule(self, call: Call, step: LayerRelevance, domain: Domain,
                      reads_input: bool) -> Rule:
+        if step.dtd_rule is not None:
+            return step.dtd_rule
         if step.fixed_rule is not None:
             return step.fixed_rule
         if isinstance(domain, Box):

@@ -98,6 +98,11 @@ class Box(Domain):
                 f"Box needs low <= high everywhere; low exceeds high by up to "
                 f"{float(np.max(low - high)):.6g}"
             )
+        if low.size and high.size and np.all(low == high):
+            raise ValueError(
+                f"Box({float(low.flat[0]):g}, {float(high.flat[0]):g}) has no width: low == "
+                "high everywhere, so every input is fixed and the zᴮ-rule has no relevance to "
+                "give; declare the range your inputs can take")
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["UnsupportedLayerError", "DomainError"]
+__all__ = ["DomainError", "NumericalError", "UnsupportedLayerError"]
 
 
 class UnsupportedLayerError(TypeError):
@@ -16,3 +16,9 @@ class UnsupportedLayerError(TypeError):
 
 class DomainError(ValueError):
     """An input lies outside the input domain the analyzer was declared with."""
+
+
+class NumericalError(ValueError):
+    """An explanation would hold NaN or infinite values (float32 overflow, NaN weights).
+
+    The message names the first layer at fault and the magnitude that overflowed."""

@@ -29,8 +29,11 @@ Signatures (every batch dimension is free):
 The object also has ``explainer.description()`` (a string tensor: the analyzer and its
 rules per layer) and ``explainer.model_variables`` (the model weights the explanation
 reads, each stored once). Inputs are checked in the graph as ``analyzer.analyze`` checks
-them: non-finite values, or values outside a declared ``dk.Box`` / ``"positive"`` domain,
-raise ``InvalidArgumentError`` naming the input and the domain.
+them: a wrong shape (naming the expected one), non-finite values, or values outside a
+declared ``dk.Box`` / ``"positive"`` domain raise ``InvalidArgumentError`` naming the
+input and the domain; an explanation that is not finite (float32 overflow, NaN weights)
+raises ``InvalidArgumentError`` too, never returns NaN. An empty batch (0 samples)
+returns empty outputs.
 Outputs equal ``analyzer.analyze`` (same graph; at most float32 rounding apart).
 
 Inspect an export with TensorFlow's command-line tool::
@@ -133,17 +136,56 @@ def _build_module(analyzer: Any) -> tuple[tf.Module, list]:
 
     domains = list(analyzer.input_domains)
 
+    def shaped(x: tf.Tensor, spec: tf.TensorSpec, what: str) -> tf.Tensor:
+        """``x`` after asserting its shape (signatures themselves do not check it)."""
+        expected = spec.shape.as_list()
+        shown = "(batch, " + ", ".join("any" if d is None else str(d)
+                                      for d in expected[1:]) + ")"
+        rank = len(expected)
+        # the actual shape padded with -1 (or cut) to the expected rank: no cond needed
+        actual = tf.concat([tf.shape(x), tf.fill([rank], -1)], 0)[:rank]
+        fits = tf.reduce_all([tf.equal(tf.rank(x), rank)] + [
+            tf.equal(actual[i], d) for i, d in enumerate(expected) if d is not None])
+        check = tf.debugging.Assert(fits, [f"{what} must have shape {shown}; got shape",
+                                           tf.shape(x)])
+        with tf.control_dependencies([check]):
+            return tf.ensure_shape(tf.identity(x), spec.shape)
+
     def checked(inputs: tuple) -> tuple:
-        """The inputs, after asserting the analyzer's declared domains (finite, in box)."""
+        """The inputs, after asserting their shapes and the analyzer's declared domains
+        (finite, in box)."""
+        inputs = tuple(shaped(x, spec, f"input {i} ('{name}')")
+                       for i, (x, spec, name) in enumerate(zip(inputs, specs, names)))
         checks = [c for i, (x, d) in enumerate(zip(inputs, domains))
                   for c in d.graph_checks(x, f"input {i}")]
         with tf.control_dependencies(checks):
             return tuple(tf.identity(x) for x in inputs)
 
+    def finite(maps, neuron, logit) -> tuple:
+        """The outputs, after asserting they are finite (no silent NaN heatmaps)."""
+        checks = [tf.debugging.assert_all_finite(
+            t, "the explanation is not finite: the forward pass or a rule's denominators "
+               "overflow float32, the weights hold NaN, or a neuron index lies beyond the "
+               "output; dtd_keras' analyzer.explain names the cause") for t in (*maps, logit)]
+        with tf.control_dependencies(checks):
+            return tuple(tf.identity(m) for m in maps), tf.identity(neuron), tf.identity(logit)
+
+    def explain(inputs: tuple, neuron: tf.Tensor) -> dict:
+        """The checked explanation; empty outputs for an empty batch (the model's own
+        layers, e.g. Flatten, cannot run on zero samples)."""
+        def empty():
+            return (tuple(tf.zeros_like(x) for x in inputs), neuron,
+                    tf.zeros(tf.shape(neuron), tf.float32))
+
+        def run():
+            return finite(*function(tuple(inputs), neuron))
+
+        return pack(*tf.cond(tf.shape(neuron)[0] > 0, run, empty))
+
     def top(*inputs):
         inputs = checked(inputs)
         batch = tf.shape(inputs[0])[0]
-        return pack(*function(tuple(inputs), tf.fill([batch], tf.constant(-1, tf.int32))))
+        return explain(inputs, tf.fill([batch], tf.constant(-1, tf.int32)))
 
     def chosen(*args):
         inputs, neuron = checked(args[:-1]), args[-1]
@@ -162,7 +204,7 @@ def _build_module(analyzer: Any) -> tuple[tf.Module, list]:
                 message=f"neuron index out of range: the explained output has {size} neurons"))
         with tf.control_dependencies(checks):
             neuron = tf.identity(neuron)
-        return pack(*function(tuple(inputs), neuron))
+        return explain(inputs, neuron)
 
     module = tf.Module(name="dtd_keras_explainer")
     module.serving_default = tf.function(top, input_signature=specs, autograph=False)

@@ -47,6 +47,7 @@ class Graph:
     output: int
     calls: list[Call]
     shapes: dict[int, tuple] = field(default_factory=dict)
+    output_index: int = 0  # which of the model's outputs ``output`` is
 
     def producer(self, key: int) -> Call | None:
         """The call whose output is ``key`` (None for a model input)."""
@@ -81,10 +82,55 @@ def as_functional(model: Any) -> Any:
     )
 
 
-def walk(model: Any, output: int | None = None) -> Graph:
-    """Flatten ``model`` into a :class:`Graph` explaining output number ``output``.
+def _refuse_training_mode(node: Any, scope: str) -> None:
+    """A call made with ``training=True`` computes its training behaviour (batch
+    statistics, dropout) at inference too; the analyzer would explain something else."""
+    from .errors import UnsupportedLayerError
 
-    ``output`` may be None only for single-output models.
+    kwargs = getattr(getattr(node, "arguments", None), "kwargs", None) or {}
+    if kwargs.get("training") is True:
+        op = node.operation
+        raise UnsupportedLayerError(
+            f"layer '{scope}{op.name}' ({type(op).__name__}) is called with training=True, so "
+            "the model computes its training behaviour even at inference while relevance "
+            "would explain the inference behaviour; call it without training=True (Keras "
+            "passes the mode), or explain a model built without it")
+
+
+def _output_index(functional: Any, outputs: tuple, output: int | str | None) -> int:
+    """The position of ``output`` (an index, an output layer's name or a dict key)."""
+    count = len(outputs)
+    if output is None:
+        if count != 1:
+            raise ValueError(
+                f"model '{functional.name}' has {count} outputs; pass output=<index or name> "
+                "to choose the one to explain")
+        return 0
+    if isinstance(output, str):
+        names = [t._keras_history.operation.name for t in functional.outputs]
+        struct = getattr(functional, "_outputs_struct", None)
+        if isinstance(struct, dict):
+            keys = list(struct)
+            position = {id(t): i for i, t in enumerate(functional.outputs)}
+            for key in keys:
+                if output == key and id(struct[key]) in position:
+                    return position[id(struct[key])]
+        if output in names:
+            return names.index(output)
+        known = sorted(set(names) | (set(struct) if isinstance(struct, dict) else set()))
+        raise ValueError(f"output={output!r} names no output of model '{functional.name}'; "
+                         f"its outputs are {known}")
+    if isinstance(output, bool) or not isinstance(output, int):
+        raise TypeError(f"output must be an int index or an output name, got {output!r}")
+    if not 0 <= output < count:
+        raise ValueError(f"output={output} is out of range: model has {count} outputs")
+    return output
+
+
+def walk(model: Any, output: int | str | None = None) -> Graph:
+    """Flatten ``model`` into a :class:`Graph` explaining output ``output``: an index
+    into ``model.outputs`` or an output's name. None only for single-output models.
+    Calls made with ``training=True`` are refused (:class:`UnsupportedLayerError`).
     """
     functional = as_functional(model)
     counter = itertools.count()
@@ -100,6 +146,7 @@ def walk(model: Any, output: int | None = None) -> Graph:
                 op = node.operation
                 if isinstance(op, keras.layers.InputLayer):
                     continue
+                _refuse_training_mode(node, scope)
                 in_keys = tuple(env[id(t)] for t in node.input_tensors)
                 if isinstance(op, keras.Model):
                     inner = as_functional(op)
@@ -118,15 +165,7 @@ def walk(model: Any, output: int | None = None) -> Graph:
         shapes[key] = tuple(tensor.shape)
     outputs = visit(functional, "", input_keys)
 
-    if output is None:
-        if len(outputs) != 1:
-            raise ValueError(
-                f"model '{model.name}' has {len(outputs)} outputs; pass output=<index> to "
-                "choose the one to explain"
-            )
-        output = 0
-    if not 0 <= output < len(outputs):
-        raise ValueError(f"output={output} is out of range: model has {len(outputs)} outputs")
+    output = _output_index(functional, outputs, output)
 
     seen: dict[int, int] = {}
     for call in calls:  # number calls over the whole graph: names don't depend on `output`
@@ -147,4 +186,4 @@ def walk(model: Any, output: int | None = None) -> Graph:
 
 
     names = [getattr(t, "name", f"input_{i}") for i, t in enumerate(functional.inputs)]
-    return Graph(list(input_keys), names, outputs[output], kept, shapes)
+    return Graph(list(input_keys), names, outputs[output], kept, shapes, output)

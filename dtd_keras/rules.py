@@ -66,19 +66,28 @@ class Term:
 
 @dataclass(frozen=True)
 class Group:
-    """Terms sharing one denominator; the group's relevance is scaled by ``coefficient``."""
+    """Terms sharing one denominator; the group's relevance is scaled by ``coefficient``.
+
+    ``where`` (None: every neuron) restricts the group to the output neurons whose plain
+    pre-activation ``z_j = f(x; W)_j + b_j`` satisfies it (``"positive"``: z_j > 0,
+    ``"negative"``: z_j < 0); the other neurons pass no relevance through this group.
+    """
 
     terms: tuple[Term, ...]
     coefficient: float = 1.0
+    where: str | None = None
 
 
 def safe_divide(numerator: Tensor, denominator: Tensor) -> Tensor:
     """``numerator / denominator``, and 0 where ``|denominator| < TINY``.
 
-    One select: a vanishing denominator becomes ∞, and a finite numerator over ∞ is 0.
+    A vanishing denominator becomes ∞, and a finite numerator over ∞ is 0. A denominator
+    that is itself infinite or NaN (float32 overflow) gives NaN, never a silent 0: the
+    analyzer then finds the layer and raises an error that names it.
     """
     infinite = tf.constant(np.inf, dtype=denominator.dtype)
-    return numerator / tf.where(tf.abs(denominator) < TINY, infinite, denominator)
+    quotient = numerator / tf.where(tf.abs(denominator) < TINY, infinite, denominator)
+    return tf.where(tf.math.is_finite(denominator), quotient, np.nan)
 
 
 class Rule:
@@ -160,15 +169,21 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
     kernel's rows, so a large kernel may be processed in blocks of rows (same result).
     """
     blocks = _row_blocks(kernel, rule) if row_separable else None
-    total = None
+    total, plain = None, None
     for group in rule.groups(domain):
+        upper = relevance
+        if group.where is not None:
+            if plain is None:  # the layer's own pre-activation, bias included
+                with tf.control_dependencies([relevance]):
+                    plain = forward(x, kernel, bias)
+            upper = tf.where(_SIDES[group.where](plain), relevance, tf.zeros_like(relevance))
         if blocks is None:
             with tf.GradientTape() as tape:
-                inputs, z = _group_terms(group, forward, kernel, bias, x, relevance, tape)
-            s = safe_divide(relevance, rule.stabilize(z))
+                inputs, z = _group_terms(group, forward, kernel, bias, x, upper, tape)
+            s = safe_divide(upper, rule.stabilize(z))
             contribution = _times_gradient(tape, z, inputs, s)
         else:
-            contribution = _propagate_blocks(group, rule, forward, kernel, bias, x, relevance,
+            contribution = _propagate_blocks(group, rule, forward, kernel, bias, x, upper,
                                              blocks)
         if group.coefficient != 1.0:
             contribution = group.coefficient * contribution
@@ -195,6 +210,9 @@ def _propagate_blocks(group: Group, rule: Rule, forward: Callable, kernel: Tenso
         pieces.append(piece)
         after = piece
     return tf.concat(pieces, axis=-1)
+
+
+_SIDES = {"positive": lambda z: z > 0, "negative": lambda z: z < 0}
 
 
 def _ones(t: Tensor) -> Tensor:
@@ -261,6 +279,8 @@ class ZBox(Rule):
 
     :math:`R_i = \sum_j \frac{x_i w_{ij} - l_i w^+_{ij} - h_i w^-_{ij}}
     {\sum_i (x_i w_{ij} - l_i w^+_{ij} - h_i w^-_{ij})} R_j`; bias left out.
+    Computed as :math:`(x_i - l_i) w^+_{ij} + (x_i - h_i) w^-_{ij}` (the seed's proof of
+    Proposition 3), a sum of non-negative terms inside the box.
     ``low``/``high`` are scalars or arrays broadcastable to one sample of the layer input.
     """
 
@@ -274,21 +294,22 @@ class ZBox(Rule):
         object.__setattr__(self, "low", box.low)
         object.__setattr__(self, "high", box.high)
 
-    def _bound(self, value: np.ndarray) -> Callable[[Tensor], Tensor]:
-        def fill(x: Tensor) -> Tensor:
-            return tf.broadcast_to(tf.constant(value, dtype=x.dtype), tf.shape(x))
+    def _minus(self, value: np.ndarray) -> Callable[[Tensor], Tensor]:
+        def shift(x: Tensor) -> Tensor:
+            return x - tf.constant(value, dtype=x.dtype)
 
-        return fill
+        return shift
 
     @property
     def chunkable(self) -> bool:
         return self.low.ndim == 0 and self.high.ndim == 0
 
     def groups(self, domain: Any) -> Sequence[Group]:
+        # x w - l w⁺ - h w⁻ = (x - l) w⁺ + (x - h) w⁻: both terms ≥ 0 inside the box
+        # (seed Proposition 3), so the float sum is positive too, with no cancellation.
         return (Group((
-            Term(),
-            Term(input=self._bound(self.low), weight=positive, sign=-1.0),
-            Term(input=self._bound(self.high), weight=negative, sign=-1.0),
+            Term(input=self._minus(self.low), weight=positive),
+            Term(input=self._minus(self.high), weight=negative),
         )),)
 
     def __repr__(self) -> str:
@@ -361,11 +382,21 @@ class AlphaBeta(Rule):
 
 @dataclass(frozen=True)
 class Gamma(Rule):
-    r"""LRP-γ (Montavon et al. 2019, "Layer-wise relevance propagation: an overview").
+    r"""Generalized LRP-γ (Montavon et al. 2019; Andéol et al. 2021; zennit ≥ 0.5).
 
-    :math:`R_i = \sum_j \frac{x_i (w_{ij} + γ w^+_{ij})}{\sum_i x_i (w_{ij} + γ w^+_{ij})
-    + b_j + γ b^+_j} R_j`: weights and bias are both pushed towards their positive part;
-    the bias is in the denominator. Meant for non-negative inputs (after a ReLU);
+    Each output neuron's weights and bias are pushed towards the contributions that
+    agree in sign with its pre-activation :math:`z_j = \sum_i x_i w_{ij} + b_j`:
+
+    - where :math:`z_j > 0`: :math:`R_i = \sum_j \frac{x^+_i (w_{ij} + γw^+_{ij})
+      + x^-_i (w_{ij} + γw^-_{ij})}{\sum_i [x^+_i (w_{ij} + γw^+_{ij})
+      + x^-_i (w_{ij} + γw^-_{ij})] + b_j + γb^+_j} R_j`;
+    - where :math:`z_j < 0`: the same with :math:`w^+ ↔ w^-` in both terms and the
+      bias :math:`b_j + γb^-_j`;
+    - where :math:`z_j = 0`: no relevance passes.
+
+    The bias is in the denominator. For :math:`x ≥ 0` (after a ReLU) and :math:`z_j > 0`
+    this is the classic :math:`x_i (w_{ij} + γw^+_{ij}) / (\sum_i … + b_j + γb^+_j)`;
+    on real-valued inputs it stays bounded where the classic rule explodes.
     ``gamma=0`` is LRP-0.
     """
 
@@ -378,10 +409,21 @@ class Gamma(Rule):
     def groups(self, domain: Any) -> Sequence[Group]:
         g = self.gamma
 
-        def rho(t: Tensor) -> Tensor:
+        def up(t: Tensor) -> Tensor:
             return t + g * positive(t)
 
-        return (Group((Term(weight=rho, bias=rho),)),)
+        def down(t: Tensor) -> Tensor:
+            return t + g * negative(t)
+
+        if _nonnegative(domain):  # x⁻ = 0: one term per side
+            return (Group((Term(weight=up, bias=up),), where="positive"),
+                    Group((Term(weight=down, bias=down),), where="negative"))
+        return (
+            Group((Term(input=positive, weight=up, bias=up),
+                   Term(input=negative, weight=down)), where="positive"),
+            Group((Term(input=positive, weight=down, bias=down),
+                   Term(input=negative, weight=up)), where="negative"),
+        )
 
 
 @dataclass(frozen=True)

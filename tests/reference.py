@@ -166,15 +166,32 @@ def alphabeta(W, b, X, R, alpha, beta):
 
 
 def gamma(W, b, X, R, g):
-    """LRP-gamma (Montavon et al. 2019, "Layer-wise relevance propagation: an overview").
+    """Generalized LRP-gamma (Andeol et al. 2021, as in zennit >= 0.5).
 
-    R_i = sum_j x_i (w_ij + g w+_ij) / (sum_i x_i (w_ij + g w+_ij) + b_j + g b+_j) R_j
+    With z_j = sum_i x_i w_ij + b_j, x+ = max(x, 0), x- = min(x, 0):
+    for j with z_j > 0, n_ij = x+_i (w_ij + g w+_ij) + x-_i (w_ij + g w-_ij) and
+    R_i gets n_ij / (sum_i n_ij + b_j + g b+_j) R_j; for z_j < 0 the same with
+    w+ and w- swapped and the bias b_j + g b-_j; z_j = 0 passes nothing.
+    Written with loops over j, one neuron at a time.
     """
     W, b, X, R = _f64(W, b, X, R)
-    Wg = W + g * _plus(W)
-    bg = b + g * np.maximum(b, 0.0)
-    Zij = X[:, None] * Wg
-    return Zij @ safe_div(R, Zij.sum(axis=0) + bg)
+    xp, xn = np.maximum(X, 0.0), np.minimum(X, 0.0)
+    out = np.zeros_like(X)
+    for j in range(W.shape[1]):
+        w = W[:, j]
+        wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
+        zj = X @ w + b[j]
+        if zj > 0:
+            n = xp * (w + g * wp) + xn * (w + g * wn)
+            d = n.sum() + b[j] + g * max(b[j], 0.0)
+        elif zj < 0:
+            n = xp * (w + g * wn) + xn * (w + g * wp)
+            d = n.sum() + b[j] + g * min(b[j], 0.0)
+        else:
+            continue
+        if d != 0:
+            out += n / d * R[j]
+    return out
 
 
 def flat(M, R):

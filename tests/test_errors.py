@@ -126,7 +126,7 @@ def test_models_without_a_graph():
 
     inp = keras.Input((3,))
     two = keras.Model(inp, [keras.layers.Dense(2)(inp), keras.layers.Dense(1)(inp)])
-    with pytest.raises(ValueError, match="has 2 outputs; pass output=<index>"):
+    with pytest.raises(ValueError, match="has 2 outputs; pass output=<index or name>"):
         dk.DTD(two)
     with pytest.raises(ValueError, match="output=2 is out of range"):
         dk.DTD(two, output=2)

@@ -184,7 +184,25 @@ def test_gamma_limits(matrices):
     np.testing.assert_allclose(
         ref.gamma(W, b, X, R, 0.0), (Z / (Z.sum(axis=0) + b) * R).sum(axis=1), rtol=1e-12
     )
-    np.testing.assert_allclose(ref.gamma(W, b, X, R, 1e9), ref.zplus(W, X, R), rtol=1e-6, atol=1e-8)
+    # x >= 0, only neurons with z_j > 0 relevant: gamma -> inf is the z+-rule
+    alive = np.where(X @ W + b > 0, R, 0.0)
+    assert alive.any() and not alive.all()
+    np.testing.assert_allclose(ref.gamma(W, b, X, alive, 1e9), ref.zplus(W, X, alive),
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_gamma_on_signed_inputs_is_bounded():
+    """Generalized gamma: for z_j > 0 every numerator term is pushed towards the sign of
+    z_j, so the rule's denominator is not the sum of mixed-sign products the classic rule
+    divides by; hand-computed on a 2x1 case."""
+    W = np.array([[1.0], [-2.0]])
+    X = np.array([-1.0, -1.0])        # z = -1 + 2 = 1 > 0
+    b, R, g = np.array([0.0]), np.array([1.0]), 0.5
+    # x+ = 0; x- = X: n_i = x_i (w_i + g w-_i) = [-1 * 1, -1 * (-2 - 1)] = [-1, 3]
+    np.testing.assert_allclose(ref.gamma(W, b, X, R, g), [-1 / 2, 3 / 2])
+    X = np.array([1.0, 1.0])          # z = -1 < 0: swapped, n = x (w + g w-)... x+ side
+    # n_i = x+_i (w_i + g w-_i) = [1, -3]; d = -2
+    np.testing.assert_allclose(ref.gamma(W, b, X, R, g), [-1 / 2, 3 / 2])
 
 
 def test_flat_dense_is_uniform(matrices):
@@ -432,9 +450,8 @@ RULES = {
     "Gamma": (lambda r: r.Gamma(0.25), ("gamma", 0.25)),
     "Flat": (lambda r: r.Flat(), ("flat",)),
 }
-# gamma is meant for positive inputs; with signed inputs its first-layer denominator
-# sum_i x_i (w_ij + g w+_ij) + ... is not bounded away from 0, so feed it positive data
-POSITIVE_DATA_RULES = {"Gamma"}
+# generalized gamma is defined on signed inputs too: every rule gets the same data
+POSITIVE_DATA_RULES: set[str] = set()
 
 
 def _rule_data(data, kind, rule_id):

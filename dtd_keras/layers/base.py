@@ -33,13 +33,15 @@ class LayerRelevance:
 
     ``needs_rule`` marks layers that take a :class:`~dtd_keras.rules.Rule`;
     ``fixed_rule`` is the rule such a layer uses whatever the analyzer (overridable by
-    ``layer_rules``); ``keeps_input_space`` marks layers whose output still counts as
-    "the input" for an analyzer's ``input_rule``;
+    ``layer_rules``) and ``dtd_rule`` the one :class:`~dtd_keras.DTD` uses whatever the
+    input domain (both None: the analyzer chooses); ``keeps_input_space`` marks layers
+    whose output still counts as "the input" for an analyzer's ``input_rule``;
     ``warning`` is a note the analyzer shows once (e.g. a non-ReLU activation).
     """
 
     needs_rule = False
     fixed_rule: Rule | None = None
+    dtd_rule: Rule | None = None
     keeps_input_space = False
     warning: str | None = None
 

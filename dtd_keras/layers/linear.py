@@ -9,8 +9,11 @@ other activations with a warning).
 BatchNormalization that directly follows a linear layer is folded into it
 (:mod:`dtd_keras.canonizers`): ``W' = W · γ/√(σ²+ε)`` per output channel and
 ``b' = (b − μ) · γ/√(σ²+ε) + β``, computed from the live variables at every call.
-A BatchNormalization on its own is the per-channel affine map ``x · s + t`` and uses
-the ε-rule (bias in the denominator) unless ``layer_rules`` says otherwise.
+A BatchNormalization on its own is the per-channel affine map ``x · s + t``: each output
+has one input. Under DTD it uses the w²-rule, which on a one-input neuron passes the
+relevance unchanged (``w²/w² = 1``; the bias is left out, as everywhere in DTD), so DTD
+conserves through it. Under LRP it uses the ε-rule (bias in the denominator, as LRP
+does) unless ``layer_rules`` says otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import tensorflow as tf
 from ..domains import POSITIVE, REAL
 from ..errors import UnsupportedLayerError
 from ..graph import Call, Graph
-from ..rules import AlphaBeta, Epsilon, Z, propagate
+from ..rules import W2, Epsilon, Z, propagate
 from .activations import HEAD_ACTIVATIONS, NONNEGATIVE, activation_name, check_activation
 from .base import LayerRelevance, map_domains
 
@@ -224,14 +227,16 @@ class AveragePool(Linear):
 
     The "kernel" is a scalar 1 scaling the layer's own output, so ``ρ(W)`` acts on the
     window weights ``1/n``: z⁺ and z coincide, w² and flat split evenly. DTD picks the
-    rule by input domain; LRP uses its rule, except that αβ becomes the z-rule here: on
-    all-positive weights αβ's negative part is empty and it would scale relevance by α.
+    rule by input domain. LRP splits it with the z-rule whatever its rule (like zennit's
+    ``Norm``): a pooling layer has no bias to absorb relevance, ε would lose some (half
+    of it through a global pool of values near ε) and αβ would scale it by α.
+    ``layer_rules`` and ``input_rule`` still override.
     """
 
     keeps_input_space = True
 
     def adapt_rule(self, rule):
-        return Z() if isinstance(rule, AlphaBeta) else rule
+        return Z()
 
     def raw_weights(self):
         return tf.constant(1.0), None
@@ -247,6 +252,7 @@ class AffineBatchNorm(Linear):
     """A BatchNormalization that follows no linear layer: ``x · s + t`` per channel."""
 
     fixed_rule = BATCHNORM_EPSILON_RULE
+    dtd_rule = W2()
 
     def raw_weights(self):
         return batchnorm_affine(self.layer)
