@@ -280,6 +280,8 @@ class Analyzer:
         if neuron is None:
             return np.full((batch,), -1, dtype=np.int32)
         chosen = np.asarray(neuron)
+        if chosen.size == 0 and chosen.ndim == 1:  # an empty list for an empty batch
+            chosen = chosen.astype(np.int64)
         if not np.issubdtype(chosen.dtype, np.integer):
             raise ValueError(f"neuron must hold integers, got {neuron!r} ({chosen.dtype})")
         if chosen.ndim == 0:

@@ -62,7 +62,9 @@ class Explanation:
 
     def properties(self, rtol: float = 1e-4) -> Properties:
         """Conservation and positivity per sample (seed Definitions 1–3)."""
-        maps = [m.reshape(len(self.explained), -1).astype(np.float64) for m in self._maps()]
+        count = len(self.explained)
+        maps = [m.reshape(count, int(np.prod(m.shape[1:]))).astype(np.float64)
+                for m in self._maps()]
         flat = np.concatenate(maps, axis=1)
         explained = self.explained.astype(np.float64)
         total = flat.sum(axis=1)

@@ -373,3 +373,50 @@ def test_functional_ops_relu_and_constant_scaling():
     assert np.all(np.isfinite(e.relevance))
     flipped = keras.Model(inp, L.Dense(2)(keras.ops.relu(L.Dense(3)(inp)) * -1.0))
     assert list(dk.DTD(flipped, input_domain="positive").rules.values())[1] == rules.W2()
+
+
+POOLS = {
+    "global": lambda: L.GlobalAveragePooling2D(name="pool"),
+    "windowed": lambda: L.AveragePooling2D(2, name="pool"),
+}
+
+
+@pytest.mark.parametrize("pool", sorted(POOLS))
+@pytest.mark.parametrize("rule, spec", RULES, ids=[s[0] for _, s in RULES])
+def test_lrp_splits_average_pools_with_the_z_rule(pool, rule, spec):
+    """Whatever LRP's rule, an average pool splits each output's relevance in proportion
+    to its window's inputs (README: the z-rule, like zennit's Norm): ε would halve it
+    through a global pool of small values, αβ would scale it by α."""
+    model = keras.Sequential([keras.Input((4, 4, 2)), POOLS[pool](), L.Flatten()])
+    x = np.random.default_rng(3).uniform(0.01, 0.02, (2, 4, 4, 2)).astype("float32")
+    analyzer = dk.LRP(model, rule=rule)
+    assert analyzer.rules["pool"] == rules.Z()
+    e = analyzer.explain(x, neuron=1)
+    size = 4 if pool == "global" else 2  # window side
+    window = x[:, :size, :size, 1]  # neuron 1: channel 1 of the first window
+    expected = np.zeros_like(x)
+    expected[:, :size, :size, 1] = window / window.sum(axis=(1, 2), keepdims=True) * (
+        e.explained[:, None, None])
+    np.testing.assert_allclose(e.relevance, expected, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(e.relevance.sum(axis=(1, 2, 3)), e.explained, rtol=1e-5)
+
+
+def test_dtd_passes_relevance_through_a_standalone_batchnorm():
+    """A BatchNorm after a ReLU cannot be folded: under DTD it passes relevance unchanged
+    (w² on one-input neurons, bias left out), so DTD conserves with any statistics; LRP
+    keeps the ε-rule there."""
+    model = keras.Sequential([keras.Input((6,)), L.Dense(5, activation="relu", name="hidden"),
+                              L.BatchNormalization(name="bn"), L.Dense(3, name="top")])
+    randomize(model, np.random.default_rng(4))
+    x = np.random.default_rng(5).uniform(-1, 1, (4, 6)).astype("float32")
+    analyzer = dk.DTD(model)
+    assert analyzer.rules["bn"] == rules.W2() and dk.LRP(model).rules["bn"] == rules.Epsilon(1e-6)
+    e = analyzer.explain(x)
+    np.testing.assert_allclose(e.relevance.sum(axis=1), e.explained, rtol=1e-5)
+    # the relevance reaching the BN's input is the relevance of its output, unchanged
+    top = model.get_layer("top").get_weights()[0].astype(np.float64)
+    bn_out = np.asarray(keras.Model(model.inputs, model.get_layer("bn").output)(x))
+    assert np.all(np.isfinite(bn_out))
+    upper = ref.w2(top, np.eye(3)[e.neuron[0]] * e.explained[0])
+    hidden = ref.w2(model.get_layer("hidden").get_weights()[0], upper)
+    np.testing.assert_allclose(e.relevance[0], hidden, rtol=1e-5, atol=1e-7)
