@@ -24,11 +24,15 @@ from .domains import POSITIVE, REAL, Box, Domain, as_domain
 from .explanation import Explanation
 from .graph import Call, Graph, walk
 from .layers import HEAD_ACTIVATIONS, LayerRelevance, activation_name, relevance_for
+from .neurons import parse_neurons
+from .passes import backward, forward_values, output_count, select, top_relevance, unstack
 from .rules import W2, Epsilon, Rule, ZBox, ZPlus
 
 __all__ = ["DTD", "LRP", "Analyzer"]
 
 MAX_POOL_MODES = ("winner", "proportional")
+MANY_NEURONS_BUDGET = 1 << 28
+"""Float32 activation copies (1 GiB) one call may hold when explaining many neurons."""
 ADD_MODES = ("proportional", "positive")
 
 
@@ -81,6 +85,7 @@ class Analyzer:
         self._function = tf.function(self._traced_relevance_graph, jit_compile=jit_compile,
                                      autograph=False)
         self._concrete = None
+        self._concrete_many = None
 
     # ----------------------------------------------------------------- building
     def _input_domains(self) -> list[Domain]:
@@ -149,76 +154,37 @@ class Analyzer:
         """Hook for subclasses to validate their configuration after the walk."""
 
     # ------------------------------------------------------------ computing
-    def _forward_values(self, inputs: Sequence[Any], inspect: Any = None) -> dict:
-        """Every tensor's value: the forward pass, call by call (eager or traced).
-
-        ``inspect(step, outputs)``, if given, sees each call's outputs (diagnosis)."""
-        values: dict[int, Any] = dict(zip(self.graph.inputs, inputs))
-        for step, _ in self._steps:
-            outputs = step.forward([values[k] for k in step.call.inputs])
-            if inspect is not None:
-                inspect(step, outputs)
-            values.update(zip(step.call.outputs, outputs))
-        return values
-
-    def _output_count(self, logits: tf.Tensor) -> tf.Tensor:
-        """Neurons per sample in the explained output (static when known; batch 0 safe)."""
-        size = self.output_size
-        if size is not None:
-            return tf.constant(size, tf.int32)
-        return tf.reduce_prod(tf.shape(logits)[1:])
-
-    def _relevance_graph_forward(self, inputs: tuple, neuron: tf.Tensor):
-        """Forward pass: every tensor's value, the chosen neurons and their logits."""
-        values = self._forward_values(inputs)
-        logits = values[self._explained]
-        count = self._output_count(logits)
-        flat = tf.reshape(logits, [tf.shape(inputs[0])[0], count])
-        best = tf.argmax(flat, axis=-1, output_type=tf.int32)
-        chosen = tf.where(neuron < 0, best, neuron)
-        # an index beyond the output (possible where its size is known only now) gives a
-        # NaN logit, never a silent 0 (XLA's gather clamps, it does not raise)
-        in_range = chosen < count
-        picked = tf.gather(flat, tf.where(in_range, chosen, 0), batch_dims=1)
-        return values, chosen, tf.where(in_range, picked, np.nan)
+    def _forward_values(self, inputs: Sequence[Any]) -> dict:
+        return forward_values(self._steps, self.graph.inputs, inputs)
 
     def _traced_relevance_graph(self, inputs: tuple, neuron: tf.Tensor):
         self.trace_count += 1
         return self._relevance_graph(inputs, neuron)
 
     def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None):
-        """Forward pass, top relevance, backward pass. Traced once per analyzer.
-
-        ``inspect(step, rule, lower)``, if given, sees each call's input relevance."""
-        values, chosen, explained = self._relevance_graph_forward(inputs, neuron)
+        """Forward pass, top relevance, backward pass (:mod:`dtd_keras.passes`). Traced
+        once per analyzer. ``neuron``: ``[batch]`` (``-1``: top logit) or ``[batch, K]``
+        (then maps are ``[batch, K, …]``). ``inspect(step, rule, lower)`` sees each
+        call's input relevance (diagnosis)."""
+        values = self._forward_values(inputs)
         logits = values[self._explained]
-        count = self._output_count(logits)
-        top = tf.one_hot(chosen, count, dtype=logits.dtype) * explained[:, None]
-        relevance = {self._explained: tf.reshape(top, tf.shape(logits))}
-
-        for step, rule in reversed(self._steps):
-            call = step.call
-            upper = [relevance.pop(k, None) for k in call.outputs]
-            if all(r is None for r in upper):
-                continue
-            upper = [tf.zeros_like(values[k]) if r is None else r
-                     for k, r in zip(call.outputs, upper)]
-            lower = step.relevance([values[k] for k in call.inputs],
-                                   [values[k] for k in call.outputs], upper, rule)
-            if inspect is not None:
-                inspect(step, rule, lower)
-            for key, r in zip(call.inputs, lower):
-                relevance[key] = r if key not in relevance else relevance[key] + r
-        maps = tuple(relevance.get(k, tf.zeros_like(values[k])) for k in self.graph.inputs)
-        return maps, chosen, explained
+        count = output_count(logits, self.output_size)
+        chosen, explained = select(logits, neuron, count)
+        top = top_relevance(logits, chosen, explained, count)
+        copies = tf.shape(neuron)[1] if len(neuron.shape) == 2 else None
+        maps = backward(self._steps, values, self._explained, top, self.graph.inputs,
+                        copies, inspect)
+        return (maps if copies is None else unstack(maps, copies)), chosen, explained
 
     @property
     def function(self) -> tf.types.experimental.PolymorphicFunction:
         """The ``tf.function`` ``(inputs_tuple, neuron) -> (maps, neuron, logit)``.
 
         It has no ``input_signature``, so it can be given to
-        ``tf.distribute.Strategy.run``. ``neuron`` is int32 of shape ``[batch]``;
-        ``-1`` selects the top logit. Inputs are not domain-checked here.
+        ``tf.distribute.Strategy.run``. ``neuron`` is int32 of shape ``[batch]``
+        (``-1`` selects the top logit), or ``[batch, K]`` for K neurons per sample (maps
+        ``[batch, K, …]``, neuron and logit ``[batch, K]``). Inputs are not
+        domain-checked here.
         """
         return self._function
 
@@ -275,41 +241,64 @@ class Analyzer:
             raise ValueError(f"inputs have different batch sizes: {sorted(sizes)}")
         return arrays
 
-    def _neurons(self, neuron: Any, batch: int) -> np.ndarray:
-        size = self.output_size
-        if neuron is None:
-            return np.full((batch,), -1, dtype=np.int32)
-        chosen = np.asarray(neuron)
-        if chosen.size == 0 and chosen.ndim == 1:  # an empty list for an empty batch
-            chosen = chosen.astype(np.int64)
-        if not np.issubdtype(chosen.dtype, np.integer):
-            raise ValueError(f"neuron must hold integers, got {neuron!r} ({chosen.dtype})")
-        if chosen.ndim == 0:
-            chosen = np.full((batch,), int(chosen), dtype=np.int64)
-        elif chosen.shape != (batch,):
-            raise ValueError(f"neuron must be an int or one index per sample ({batch}); "
-                             f"got shape {chosen.shape}")
-        limit = size if size is not None else np.iinfo(np.int32).max
-        if np.any(chosen < 0) or np.any(chosen >= limit):
-            raise ValueError(f"neuron index out of range: got {chosen.tolist()}, the "
-                             f"explained output has {size} neurons")
-        return chosen.astype(np.int32)
+    @property
+    def concrete_function_many(self):
+        """The function traced once for ``neuron`` of shape ``[batch, K]`` (K neurons per
+        sample; maps ``[batch, K, …]``), built on first use."""
+        if self._concrete_many is None:
+            self._concrete_many = self._function.get_concrete_function(
+                self.input_specs, tf.TensorSpec((None, None), tf.int32, name="neurons"))
+        return self._concrete_many
 
-    def explain(self, x: Any, neuron: int | Sequence[int] | None = None) -> Explanation:
+    def _neurons_per_pass(self, batch: int) -> int:
+        """How many neurons one compiled call explains together: the backward pass holds
+        that many copies of every activation, kept under :data:`MANY_NEURONS_BUDGET`."""
+        sizes = [np.prod(s[1:], dtype=np.int64) for s in self.graph.shapes.values()
+                 if all(d is not None for d in s[1:])]
+        if len(sizes) != len(self.graph.shapes):
+            return 16
+        return int(max(1, MANY_NEURONS_BUDGET // max(1, int(sum(sizes)) * max(batch, 1))))
+
+    def explain(self, x: Any, neuron: Any = None, *,
+                neurons_per_pass: int | None = None) -> Explanation:
         """Relevance for ``x`` with the chosen neurons and explained logits.
 
         ``neuron=None`` explains each sample's top logit; an int explains that output
-        neuron for every sample; a sequence gives one neuron per sample.
+        neuron for every sample; a sequence gives one neuron per sample. ``"all"`` (every
+        output neuron) or a ``[batch, K]`` array explains K neurons per sample in one
+        forward pass, with the rules' denominators shared: the result's relevance is
+        ``[batch, K, …]``, ``neuron`` and ``explained`` ``[batch, K]``;
+        ``neurons_per_pass`` caps how many go through one compiled call (default: as
+        many as keep the copies of the activations under about 1 GiB).
         """
         arrays = self.check_inputs(x)
-        chosen = self._neurons(neuron, arrays[0].shape[0])
-        if arrays[0].shape[0] == 0:  # nothing to explain (Keras' Flatten fails on it)
-            maps = [np.zeros_like(a) for a in arrays]
+        batch = arrays[0].shape[0]
+        chosen = parse_neurons(neuron, batch, self.output_size)
+        if batch == 0 or chosen.size == 0:  # nothing to explain (Keras' Flatten fails on it)
+            axis = () if chosen.ndim == 1 else (chosen.shape[1],)
+            maps = [np.zeros((batch, *axis, *a.shape[1:]), np.float32) for a in arrays]
             return Explanation(maps if len(maps) > 1 else maps[0], chosen,
-                               np.zeros((0,), np.float32))
+                               np.zeros(chosen.shape, np.float32))
+        if chosen.ndim == 1:
+            return self._run(self.concrete_function, arrays, chosen)
+        if neurons_per_pass is not None and (
+                isinstance(neurons_per_pass, bool) or not isinstance(neurons_per_pass, int)
+                or neurons_per_pass < 1):
+            raise ValueError(f"neurons_per_pass must be a positive int, got {neurons_per_pass!r}")
+        step = neurons_per_pass or self._neurons_per_pass(batch)
+        parts = [self._run(self.concrete_function_many, arrays, chosen[:, i:i + step])
+                 for i in range(0, chosen.shape[1], step)]
+        maps = [np.concatenate(m, axis=1) for m in zip(*(p.maps() for p in parts))]
+        return Explanation(maps if len(maps) > 1 else maps[0],
+                           np.concatenate([p.neuron for p in parts], axis=1),
+                           np.concatenate([p.explained for p in parts], axis=1))
+
+    def _run(self, function: Any, arrays: list[np.ndarray], chosen: np.ndarray
+             ) -> Explanation:
+        """One compiled call; a named error where it fails or returns non-finite values."""
         try:
-            maps, picked, logits = self.concrete_function(
-                tuple(tf.constant(a) for a in arrays), tf.constant(chosen))
+            maps, picked, logits = function(tuple(tf.constant(a) for a in arrays),
+                                            tf.constant(chosen))
         except tf.errors.OpError as error:
             raise diagnose(self, arrays, chosen, error) from None
         maps = [m.numpy().astype(np.float32, copy=False) for m in maps]
@@ -333,10 +322,12 @@ class Analyzer:
             output = head(output)
         return np.asarray(output)
 
-    def analyze(self, x: Any, neuron: int | Sequence[int] | None = None
+    def analyze(self, x: Any, neuron: Any = None, **options: Any
                 ) -> np.ndarray | list[np.ndarray]:
-        """Relevance maps (float32, shaped like ``x``; a list for multi-input models)."""
-        return self.explain(x, neuron).relevance
+        """Relevance maps (float32, shaped like ``x``, with a neuron axis after the batch
+        axis for several neurons per sample; a list for multi-input models). Takes
+        :meth:`explain`'s arguments."""
+        return self.explain(x, neuron, **options).relevance
 
     def export(self, path: Any, *, overwrite: bool = False) -> Any:
         """Write a TensorFlow SavedModel serving these explanations (:mod:`dtd_keras.export`).

@@ -120,8 +120,8 @@ def _forward(analyzer: Any, arrays: Sequence[np.ndarray]) -> Exception | dict:
 
 def _backward(analyzer: Any, arrays: Sequence[np.ndarray], chosen: np.ndarray
               ) -> Exception | None:
-    """Run the relevance pass eagerly; the error for the first call whose relevance is
-    not finite."""
+    """Run the relevance pass eagerly (``chosen``: ``[batch]`` or ``[batch, K]``); the
+    error for the first call whose relevance is not finite."""
     found: list[Exception] = []
 
     def inspect(step: Any, rule: Any, lower: Sequence[Any]) -> None:

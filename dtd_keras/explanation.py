@@ -32,17 +32,18 @@ class Properties:
     consistent: np.ndarray
 
     def to_dicts(self) -> list[dict]:
-        """One plain dict per sample (JSON-ready)."""
-        fields = vars(self)
-        return [{k: v[i].item() for k, v in fields.items()} for i in range(len(self.total))]
+        """One plain dict per sample (per sample and neuron for several neurons per
+        sample, sample-major; JSON-ready)."""
+        fields = {k: v.reshape(-1) for k, v in vars(self).items()}
+        return [{k: v[i].item() for k, v in fields.items()} for i in range(self.total.size)]
 
     def __str__(self) -> str:
         head = "sample  explained     Σ relevance   rel. error  neg. fraction  positive  consistent"
         rows = [
             f"{i:6d}  {e:11.5g}  {t:13.5g}  {r:10.2e}  {n:13.3f}  {p!s:8}  {c!s}"
-            for i, (e, t, r, n, p, c) in enumerate(zip(
+            for i, (e, t, r, n, p, c) in enumerate(zip(*(a.reshape(-1) for a in (
                 self.explained, self.total, self.relative_error, self.negative_fraction,
-                self.positive, self.consistent))
+                self.positive, self.consistent))))
         ]
         return "\n".join([head, *rows])
 
@@ -57,16 +58,18 @@ class Explanation:
     neuron: np.ndarray
     explained: np.ndarray
 
-    def _maps(self) -> list[np.ndarray]:
+    def maps(self) -> list[np.ndarray]:
+        """The relevance maps as a list (one per model input)."""
         return self.relevance if isinstance(self.relevance, list) else [self.relevance]
 
     def properties(self, rtol: float = 1e-4) -> Properties:
         """Conservation and positivity per sample (seed Definitions 1–3)."""
-        count = len(self.explained)
-        maps = [m.reshape(count, int(np.prod(m.shape[1:]))).astype(np.float64)
-                for m in self._maps()]
+        axes = self.explained.shape  # [batch], or [batch, K] for K neurons per sample
+        count = int(np.prod(axes))
+        maps = [m.reshape(count, int(np.prod(m.shape[len(axes):]))).astype(np.float64)
+                for m in self.maps()]
         flat = np.concatenate(maps, axis=1)
-        explained = self.explained.astype(np.float64)
+        explained = self.explained.reshape(count).astype(np.float64)
         total = flat.sum(axis=1)
         error = total - explained
         scale = np.maximum(np.abs(explained), np.finfo(np.float32).tiny)
@@ -77,5 +80,5 @@ class Explanation:
                              where=absolute > 0)
         positive = flat.min(axis=1, initial=0.0) >= -rtol * scale
         consistent = positive & (np.abs(relative) <= rtol)
-        return Properties(total, explained, error, relative, negative, fraction, positive,
-                          consistent)
+        fields = (total, explained, error, relative, negative, fraction, positive, consistent)
+        return Properties(*(f.reshape(axes) for f in fields))

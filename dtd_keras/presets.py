@@ -33,7 +33,8 @@ import tensorflow as tf
 from .analyzers import DTD, LRP, Analyzer
 from .domains import Box
 from .layers import LayerRelevance
-from .rules import W2, AlphaBeta, Epsilon, Flat, Gamma, Rule, ZBox, ZPlus
+from .passes import output_count, select, unstack
+from .rules import W2, AlphaBeta, Epsilon, Flat, Gamma, Rule, ZBox, ZPlus, tile
 
 __all__ = ["PRESETS", "Composite", "Gradient", "InputXGradient", "create_analyzer"]
 
@@ -50,16 +51,27 @@ class Gradient(Analyzer):
     def _finish_build(self) -> None:
         self.rules = {}  # no relevance rules: the backward pass is the gradient
 
-    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor):
+    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect=None):
+        copies = tf.shape(neuron)[1] if len(neuron.shape) == 2 else None
+        if copies is not None:  # K neurons: K copies of the batch, copy-major
+            inputs = tuple(tile(x, copies) for x in inputs)
+            neuron = tf.reshape(tf.transpose(neuron), [-1])
         inputs = tuple(tf.identity(x) for x in inputs)
         with tf.GradientTape() as tape:
             tape.watch(inputs)
-            _, chosen, explained = super()._relevance_graph_forward(inputs, neuron)
+            logits = self._forward_values(inputs)[self._explained]
+            chosen, explained = select(logits, neuron, output_count(logits, self.output_size))
         grads = tape.gradient(explained, inputs)
         grads = [tf.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
         if self.times_input:
             grads = [x * g for x, g in zip(inputs, grads)]
-        return tuple(grads), chosen, explained
+        if copies is None:
+            return tuple(grads), chosen, explained
+
+        def per_sample(t):  # [K·batch] -> [batch, K]
+            return tf.transpose(tf.reshape(t, [copies, -1]))
+
+        return unstack(grads, copies), per_sample(chosen), per_sample(explained)
 
 
 class InputXGradient(Gradient):

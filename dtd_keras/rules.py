@@ -121,11 +121,19 @@ CHUNK_ELEMENTS = 1 << 23
 processed in blocks of input rows, so a modified copy such as W⁺ never exists whole."""
 
 
+def tile(t: Tensor, copies: Tensor) -> Tensor:
+    """``copies`` copies of the batch ``t`` stacked along its first axis (copy-major)."""
+    ones = tf.ones([len(t.shape) - 1], tf.int32)
+    return tf.tile(t, tf.concat([tf.reshape(copies, [1]), ones], 0))
+
+
 def _group_terms(group: Group, forward: Callable, kernel: Tensor, bias: Tensor | None,
                  x: Tensor, after: Tensor, tape: tf.GradientTape | None = None,
-                 rows: tuple[int, int] | None = None) -> tuple[list[Tensor], Tensor]:
+                 rows: tuple[int, int] | None = None, copies: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor]:
     """The term inputs (watched by ``tape``) and their summed modified forward pass,
-    for the kernel rows ``rows`` (and the matching last-axis slice of ``x``) if given."""
+    for the kernel rows ``rows`` (and the matching last-axis slice of ``x``) if given;
+    with ``copies``, the inputs are tiled that many times along the batch axis."""
     # Everything here waits for ``after`` (the upper relevance): otherwise TensorFlow
     # schedules the modified forward passes (and copies such as W⁺) during the model's
     # forward pass and keeps them alive until the backward pass reaches this layer.
@@ -133,6 +141,8 @@ def _group_terms(group: Group, forward: Callable, kernel: Tensor, bias: Tensor |
         if rows is not None:
             kernel, x = kernel[rows[0]:rows[1]], x[..., rows[0]:rows[1]]
         inputs = [tf.identity(term.input(x)) for term in group.terms]
+        if copies is not None:
+            inputs = [tile(a, copies) for a in inputs]
         kernels = [term.weight(kernel) for term in group.terms]
     if tape is not None:
         tape.watch(inputs)
@@ -158,15 +168,31 @@ def _row_blocks(kernel: Tensor, rule: Rule) -> list[tuple[int, int]] | None:
     return [(i, min(i + step, rows)) for i in range(0, rows, step)]
 
 
+def _divide(relevance: Tensor, denominator: Tensor, copies: Tensor | None) -> Tensor:
+    """``relevance / denominator``; with ``copies``, ``relevance`` holds that many stacked
+    relevance sets for the one batch ``denominator`` was computed on."""
+    if copies is None:
+        return safe_divide(relevance, denominator)
+    stacked = tf.reshape(relevance, tf.concat([tf.reshape(copies, [1]),
+                                               tf.shape(denominator)], 0))
+    return tf.reshape(safe_divide(stacked, denominator[None]), tf.shape(relevance))
+
+
 def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Tensor],
               kernel: Tensor, bias: Tensor | None, x: Tensor, relevance: Tensor,
-              domain: Any = None, *, row_separable: bool = False) -> Tensor:
+              domain: Any = None, *, row_separable: bool = False,
+              copies: Tensor | None = None) -> Tensor:
     """Apply ``rule`` to one linear layer with the gradient trick.
 
     ``forward(a, kernel, bias)`` is the layer's linear map (bias may be None);
     ``x`` its input, ``relevance`` the relevance of its output. Returns the relevance of
     ``x``. ``row_separable`` (Dense): ``forward`` sums over ``x``'s last axis against the
     kernel's rows, so a large kernel may be processed in blocks of rows (same result).
+
+    ``copies`` (several neurons per sample): ``relevance`` stacks ``copies`` relevance
+    sets for the batch ``x`` along the batch axis (copy-major), and so does the result.
+    Denominators depend only on ``x``: they are computed once and shared; only the
+    backward pass runs per copy.
     """
     blocks = _row_blocks(kernel, rule) if row_separable else None
     total, plain = None, None
@@ -176,15 +202,25 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
             if plain is None:  # the layer's own pre-activation, bias included
                 with tf.control_dependencies([relevance]):
                     plain = forward(x, kernel, bias)
-            upper = tf.where(_SIDES[group.where](plain), relevance, tf.zeros_like(relevance))
-        if blocks is None:
+            side = _SIDES[group.where](plain)
+            if copies is not None:
+                side = tile(side, copies)
+            upper = tf.where(side, relevance, tf.zeros_like(relevance))
+        if blocks is not None:
+            contribution = _propagate_blocks(group, rule, forward, kernel, bias, x, upper,
+                                             blocks, copies)
+        elif copies is None:  # one forward pass serves denominator and backward pass
             with tf.GradientTape() as tape:
                 inputs, z = _group_terms(group, forward, kernel, bias, x, upper, tape)
             s = safe_divide(upper, rule.stabilize(z))
             contribution = _times_gradient(tape, z, inputs, s)
-        else:
-            contribution = _propagate_blocks(group, rule, forward, kernel, bias, x, upper,
-                                             blocks)
+        else:  # denominator once; the tiled forward pass only feeds the gradient
+            _, z = _group_terms(group, forward, kernel, bias, x, upper)
+            s = _divide(upper, rule.stabilize(z), copies)
+            with tf.GradientTape() as tape:
+                inputs, tiled = _group_terms(group, forward, kernel, None, x, s, tape,
+                                             copies=copies)
+            contribution = _times_gradient(tape, tiled, inputs, s)
         if group.coefficient != 1.0:
             contribution = group.coefficient * contribution
         total = contribution if total is None else total + contribution
@@ -193,7 +229,7 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
 
 def _propagate_blocks(group: Group, rule: Rule, forward: Callable, kernel: Tensor,
                       bias: Tensor | None, x: Tensor, relevance: Tensor,
-                      blocks: list[tuple[int, int]]) -> Tensor:
+                      blocks: list[tuple[int, int]], copies: Tensor | None = None) -> Tensor:
     """:func:`propagate` for one group, block by block of kernel rows, in sequence."""
     z, after = None, relevance
     for i, rows in enumerate(blocks):  # the denominator, summed over blocks
@@ -201,11 +237,12 @@ def _propagate_blocks(group: Group, rule: Rule, forward: Callable, kernel: Tenso
                                rows=rows)
         z = part if z is None else z + part
         after = z
-    s = safe_divide(relevance, rule.stabilize(z))
+    s = _divide(relevance, rule.stabilize(z), copies)
     pieces, after = [], s
     for rows in blocks:  # then the relevance of each block of inputs
         with tf.GradientTape() as tape:
-            inputs, part = _group_terms(group, forward, kernel, None, x, after, tape, rows)
+            inputs, part = _group_terms(group, forward, kernel, None, x, after, tape, rows,
+                                        copies)
         piece = _times_gradient(tape, part, inputs, s)
         pieces.append(piece)
         after = piece

@@ -59,7 +59,9 @@ def test_bad_arrays(boxed, x, message):
 @pytest.mark.parametrize("neuron, message", [
     (2, r"out of range: got \[2, 2\], the explained output has 2 neurons"),
     (-1, "out of range"),
-    ([0], r"one index per sample \(2\); got shape \(1,\)"),
+    ([0], r"one index per sample \(2\) or a \[2, K\] array of K per sample; got shape \(1,\)"),
+    ([[0], [1], [0]], r"got shape \(3, 1\)"),
+    ("some", "must be None, an int, indices or .all."),
     (0.5, "must hold integers"),
 ])
 def test_bad_neuron(boxed, neuron, message):

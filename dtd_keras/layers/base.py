@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from ..domains import POSITIVE, REAL, Box, Domain
 from ..graph import Call, Graph
-from ..rules import Rule
+from ..rules import Rule, tile
 
 __all__ = ["Identity", "LayerRelevance", "Reindex"]
 
@@ -72,6 +72,15 @@ class LayerRelevance:
                   relevances: Sequence[Tensor], rule: Rule | None = None) -> list[Tensor]:
         """Relevance of each input from the relevance of each output."""
         return list(relevances)
+
+    def relevance_many(self, inputs: Sequence[Tensor], outputs: Sequence[Tensor],
+                       relevances: Sequence[Tensor], rule: Rule | None,
+                       copies: Tensor) -> list[Tensor]:
+        """:meth:`relevance` for ``copies`` relevance sets of the same samples, stacked
+        along the batch axis (copy-major). Default: tile the values (TensorFlow drops
+        the copies where :meth:`relevance` does not read them)."""
+        return self.relevance([tile(x, copies) for x in inputs],
+                              [tile(y, copies) for y in outputs], relevances, rule)
 
 
 class Identity(LayerRelevance):

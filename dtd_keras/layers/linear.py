@@ -118,10 +118,14 @@ class Linear(LayerRelevance):
         return [POSITIVE if self.activation in NONNEGATIVE else REAL]
 
     def relevance(self, inputs, outputs, relevances, rule=None):
+        return self.relevance_many(inputs, outputs, relevances, rule, None)
+
+    def relevance_many(self, inputs, outputs, relevances, rule, copies):
+        """The rule's denominators once per sample, the backward pass per copy."""
         kernel, bias = self.weights()
         domain = self.options.get("domain")
         return [propagate(rule, self.apply, kernel, bias, inputs[0], relevances[0], domain,
-                          row_separable=self.row_separable)]
+                          row_separable=self.row_separable, copies=copies)]
 
 
 def _bias_shape(layer: Any) -> tuple[int, ...]:

@@ -1,0 +1,104 @@
+"""The passes an analyzer compiles: forward call by call, the top relevance of the chosen
+neurons, and relevance call by call back to the inputs.
+
+Several neurons per sample (``neurons`` of shape ``[batch, K]``) share one forward pass
+and every neuron-independent term (the rules' denominators depend only on the layer
+inputs): the backward pass carries ``K`` relevance sets stacked along the batch axis,
+copy-major (``[K·batch, …]``), and each linear layer divides the stacked relevance by its
+denominators computed once (:func:`dtd_keras.rules.propagate`'s ``copies``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from .rules import tile
+
+__all__ = ["backward", "forward_values", "output_count", "select", "top_relevance"]
+
+Tensor = Any
+Steps = Sequence[tuple[Any, Any]]  # (LayerRelevance, Rule | None) in graph order
+
+
+def forward_values(steps: Steps, input_keys: Sequence[int], inputs: Sequence[Tensor]) -> dict:
+    """Every tensor's value, call by call (eager or traced)."""
+    values: dict[int, Tensor] = dict(zip(input_keys, inputs))
+    for step, _ in steps:
+        outputs = step.forward([values[k] for k in step.call.inputs])
+        values.update(zip(step.call.outputs, outputs))
+    return values
+
+
+def output_count(logits: Tensor, size: int | None) -> Tensor:
+    """Neurons per sample in the explained output (static when known; batch 0 safe)."""
+    if size is not None:
+        return tf.constant(size, tf.int32)
+    return tf.reduce_prod(tf.shape(logits)[1:])
+
+
+def select(logits: Tensor, neuron: Tensor, count: Tensor) -> tuple[Tensor, Tensor]:
+    """The chosen neurons (``-1``: the top logit) and their logits, for ``neuron`` of shape
+    ``[batch]`` or ``[batch, K]``. An index beyond the output (possible where its size is
+    known only at run time) gives a NaN logit, never a silent 0 (XLA's gather clamps)."""
+    flat = tf.reshape(logits, [tf.shape(logits)[0], count])
+    best = tf.argmax(flat, axis=-1, output_type=tf.int32)
+    if len(neuron.shape) == 2:
+        best = best[:, None]
+    chosen = tf.where(neuron < 0, best, neuron)
+    in_range = chosen < count
+    picked = tf.gather(flat, tf.where(in_range, chosen, 0), batch_dims=1)
+    return chosen, tf.where(in_range, picked, np.nan)
+
+
+def top_relevance(logits: Tensor, chosen: Tensor, explained: Tensor, count: Tensor) -> Tensor:
+    """The explained logit at each chosen neuron, zero elsewhere, shaped like ``logits``;
+    for ``chosen`` of shape ``[batch, K]``, the ``K`` sets stacked copy-major."""
+    top = tf.one_hot(chosen, count, dtype=logits.dtype) * explained[..., None]
+    if len(chosen.shape) == 2:  # [batch, K, count] -> [K·batch, count]
+        top = tf.reshape(tf.transpose(top, [1, 0, 2]), [-1, count])
+    return tf.reshape(top, tf.concat([[-1], tf.shape(logits)[1:]], 0))
+
+
+def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
+             input_keys: Sequence[int], copies: Tensor | None = None,
+             inspect: Callable | None = None) -> tuple[Tensor, ...]:
+    """Relevance of every model input, from ``top`` at the explained tensor.
+
+    ``copies``: ``top`` stacks that many relevance sets (see the module docstring).
+    ``inspect(step, rule, lower)``, if given, sees each call's input relevance."""
+    def zeros(key: int) -> Tensor:
+        zero = tf.zeros_like(values[key])
+        return zero if copies is None else tile(zero, copies)
+
+    relevance = {explained_key: top}
+    for step, rule in reversed(steps):
+        call = step.call
+        upper = [relevance.pop(k, None) for k in call.outputs]
+        if all(r is None for r in upper):
+            continue
+        upper = [zeros(k) if r is None else r for k, r in zip(call.outputs, upper)]
+        inputs = [values[k] for k in call.inputs]
+        outputs = [values[k] for k in call.outputs]
+        if copies is None:
+            lower = step.relevance(inputs, outputs, upper, rule)
+        else:
+            lower = step.relevance_many(inputs, outputs, upper, rule, copies)
+        if inspect is not None:
+            inspect(step, rule, lower)
+        for key, r in zip(call.inputs, lower):
+            relevance[key] = r if key not in relevance else relevance[key] + r
+    return tuple(relevance.get(k, zeros(k)) for k in input_keys)
+
+
+def unstack(maps: Sequence[Tensor], copies: Tensor) -> tuple[Tensor, ...]:
+    """``[K·batch, …]`` copy-major maps as ``[batch, K, …]``."""
+    out = []
+    for m in maps:
+        rank = len(m.shape)
+        shape = tf.concat([tf.reshape(copies, [1]), [-1], tf.shape(m)[1:]], 0)
+        out.append(tf.transpose(tf.reshape(m, shape), [1, 0, *range(2, rank + 1)]))
+    return tuple(out)
