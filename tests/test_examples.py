@@ -88,5 +88,9 @@ def test_demo_quick(tmp_path):
         assert methods[key]["mean_negative_fraction"] == 0.0
     assert methods["lrp_epsilon"]["mean_negative_fraction"] > 0.0  # LRP-ε is not positive
     table = (tmp_path / "demo" / "results.md").read_text(encoding="utf-8")
+    # --quick explains 60 of the 450 held-out digits, and says so
+    assert saved["n_explained"] == 60 < saved["n_test"] == 450
+    assert "The predicted class of 60 of the 450 held-out digits is explained" in table
+    assert "every" not in table.split("\n\n")[1].lower()
     assert table.count("\n| ") == 1 + len(METHODS)  # header and one row per method
     assert Image.open(tmp_path / "demo" / "demo.png").size[0] > 500
