@@ -258,6 +258,10 @@ def test_demo_command_passes_its_options(monkeypatch, tmp_path, capsys):
     assert "| table |" in stdout
     code, _, stderr = run(capsys, "demo", "--epochs", 0)
     assert code == 1 and "--epochs must be at least 1" in stderr
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `pip install dtd-keras[cpu]`
+    code, _, stderr = run(capsys, "demo", "--out", tmp_path)
+    assert code == 1 and stderr == ("dtd-keras: error: the demo needs scikit-learn: pip "
+                                    "install 'dtd-keras[demo]'\n")
 
 
 @pytest.mark.parametrize("command", [[], ["explain"], ["export"], ["demo"]])

@@ -34,10 +34,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train the digits CNN, explain it, write the figure and tables."""
-    from ..demo import run_demo
+    import importlib.util
 
     if args.epochs is not None and args.epochs < 1:
         raise CLIError(f"--epochs must be at least 1, got {args.epochs}")
+    missing = []
+    for module, name in (("sklearn", "scikit-learn"), ("matplotlib", "matplotlib")):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ValueError:  # a module set to None in sys.modules
+            found = False
+        if not found:
+            missing.append(name)
+    if missing:
+        raise CLIError(f"the demo needs {' and '.join(missing)}: pip install "
+                       "'dtd-keras[demo]'")
+    from ..demo import run_demo
+
     result = run_demo(args.out, epochs=args.epochs, seed=args.seed, quick=args.quick,
                       verbose=not args.quiet)
     if not args.quiet:
