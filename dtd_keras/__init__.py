@@ -3,46 +3,79 @@
 >>> import dtd_keras as dk
 >>> analyzer = dk.DTD(model, input_domain=dk.Box(0.0, 1.0))
 >>> relevance = analyzer.analyze(x)
+
+``import dtd_keras`` is cheap: TensorFlow and Keras are imported on first use of a name
+that needs them (``dk.DTD``, ``dk.rules``, …), so ``dtd-keras --help`` and
+``dk.image`` answer without loading TensorFlow.
 """
 
 from __future__ import annotations
 
-try:
-    import tensorflow as _tf  # noqa: F401
-except ImportError as error:  # pragma: no cover - depends on the environment
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+if importlib.util.find_spec("tensorflow") is None:  # pragma: no cover - environment
     raise ImportError(
         "dtd_keras needs TensorFlow 2.21: pip install 'dtd-keras[cpu]' (or [gpu], or "
         "[tensorflow])"
-    ) from error
-
-import keras as _keras
-
-if _keras.backend.backend() != "tensorflow":  # pragma: no cover
-    raise ImportError(
-        f"dtd_keras runs on Keras' TensorFlow backend, but KERAS_BACKEND is "
-        f"{_keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow"
     )
-
-from . import rules
-from .analyzers import DTD, LRP, Analyzer
-from .domains import Box
-from .errors import DomainError, NumericalError, UnsupportedLayerError
-from .explanation import Explanation
-from .layers import register_layer
-from .presets import PRESETS, create_analyzer
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("callbacks", "export", "image")
+# name -> submodule that defines it; imported (with TensorFlow) on first access
+_EXPORTS = {
+    "DTD": "analyzers", "LRP": "analyzers", "Analyzer": "analyzers",
+    "Box": "domains",
+    "DomainError": "errors", "NumericalError": "errors", "UnsupportedLayerError": "errors",
+    "Explanation": "explanation",
+    "register_layer": "layers",
+    "PRESETS": "presets", "create_analyzer": "presets",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from . import rules
+    from .analyzers import DTD, LRP, Analyzer
+    from .domains import Box
+    from .errors import DomainError, NumericalError, UnsupportedLayerError
+    from .explanation import Explanation
+    from .layers import register_layer
+    from .presets import PRESETS, create_analyzer
+
+_backend_checked = False
 
 
-def __getattr__(name: str):
-    """Import the optional submodules (pictures, callbacks, export) on first use."""
-    if name in _SUBMODULES:
-        import importlib
+def _check_backend() -> None:
+    """Keras must run on TensorFlow (imports both, once)."""
+    global _backend_checked
+    if _backend_checked:
+        return
+    import keras
 
+    if keras.backend.backend() != "tensorflow":  # pragma: no cover
+        raise ImportError(
+            f"dtd_keras runs on Keras' TensorFlow backend, but KERAS_BACKEND is "
+            f"{keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow"
+        )
+    _backend_checked = True
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public names and the submodules (``dk.rules``, ``dk.image``, …) on
+    first use."""
+    if name in _EXPORTS:
+        _check_backend()
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | {"rules", "callbacks", "export", "image"})
+
 
 __all__ = [
     "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "NumericalError",

@@ -6,7 +6,7 @@
 :func:`run_demo` trains a small convolutional network (Conv2D+ReLU, max pooling, Dense,
 softmax output) on the 8×8 digits bundled with scikit-learn (``load_digits``: no
 download; pixels scaled to [0, 1]), explains every held-out digit's predicted class
-with
+(the first 60 with ``--quick``; ``results.md`` says how many) with
 
 * deep Taylor decomposition with the three input rules of the DTD supplement (section
   1): w² (input domain ℝ, ``input_domain="real"``), z⁺ (ℝ₊, ``"positive"``) and zᴮ
@@ -140,13 +140,19 @@ def _pick_rows(y: np.ndarray, count: int) -> list[int]:
 
 
 def _markdown(results: dict) -> str:
+    explained, held_out = results["n_explained"], results["n_test"]
+    if explained == held_out:
+        scope = (f"The predicted class of every one of the {held_out} held-out digits is "
+                 "explained.")
+    else:
+        scope = (f"The predicted class of {explained} of the {held_out} held-out digits is "
+                 f"explained (--quick); the means below are over those {explained}.")
     lines = [
         "# dtd_keras demo: DTD vs LRP on scikit-learn digits",
         "",
         f"Model `{results['model']}`: test accuracy **{results['test_accuracy']:.4f}** on "
-        f"{results['n_test']} held-out digits (trained {results['epochs']} epochs on "
-        f"{results['n_train']}, seed {results['seed']}). Every held-out digit's predicted "
-        "class is explained.",
+        f"{held_out} held-out digits (trained {results['epochs']} epochs on "
+        f"{results['n_train']}, seed {results['seed']}). {scope}",
         "",
         "| method | preset | input rule | test accuracy | mean rel. conservation error "
         "| fraction of samples positive | mean negative fraction |",

@@ -3,6 +3,7 @@ decomposition, check the explanation's properties, draw a picture.
 
     python examples/digits_walkthrough.py                 # ~20 s on a laptop CPU
     python examples/digits_walkthrough.py --epochs 1 --samples 4 --out /tmp/walk
+    python examples/digits_walkthrough.py --overwrite          # run again into the same --out
 
 Needs ``pip install 'dtd-keras[cpu,demo]'`` (scikit-learn, matplotlib); no download.
 """
@@ -23,7 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="digits_walkthrough",
                         help="output folder (default digits_walkthrough)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the picture and relevance.npy of an earlier run in --out")
     args = parser.parse_args(argv)
+    outputs = [Path(args.out) / "digits_walkthrough.png", Path(args.out) / "relevance.npy"]
+    existing = [str(p) for p in outputs if p.exists()]
+    if existing and not args.overwrite:
+        parser.exit(1, f"{parser.prog}: error: {' and '.join(existing)} already exist(s) from "
+                       "an earlier run; pass --overwrite to replace them, or choose another "
+                       "--out\n")
 
     # Importing TensorFlow takes a few seconds: after parsing, so --help is instant.
     import keras

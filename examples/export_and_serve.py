@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def serve(path: str, x) -> None:
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
                              "images (imports no dtd_keras)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if (args.serve_only is None and out.exists() and not args.overwrite
+            and (out.is_file() or any(out.iterdir()))):
+        parser.exit(1, f"{parser.prog}: error: {args.out} already exists and is not empty "
+                       "(an earlier export?); pass --overwrite to replace it, or choose "
+                       "another --out\n")
 
     import numpy as np
 

@@ -96,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the random weights with --weights none (default 0)")
     parser.add_argument("--out", default="imagenet_photo.png", help="output PNG")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file")
     args = parser.parse_args(argv)
+    if Path(args.out).exists() and not args.overwrite:
+        parser.exit(1, f"{parser.prog}: error: {args.out} already exists; pass --overwrite to "
+                       "replace it, or choose another --out\n")
     if not Path(args.photo).is_file():
         parser.error(f"photo not found: {args.photo}")
     if args.image_size < 32:

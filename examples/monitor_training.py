@@ -2,6 +2,7 @@
 
     python examples/monitor_training.py                       # 10 epochs, TensorBoard logs
     python examples/monitor_training.py --epochs 2 --no-tensorboard --log-dir /tmp/mon
+    python examples/monitor_training.py --overwrite           # run again into runs/monitor
     tensorboard --logdir runs/monitor                         # then look at the logs
 
 After every epoch ``dk.callbacks.RelevanceMonitor`` explains the same held-out digits
@@ -9,13 +10,15 @@ with the current weights and writes a heatmap grid to ``LOG_DIR/heatmaps/`` and,
 TensorBoard, the conservation error, the share of positive heatmaps, the negative
 fraction and the mean explained logit under ``relevance/…`` next to Keras' own
 ``epoch_loss`` (``keras.callbacks.TensorBoard(LOG_DIR)``). Explaining does not change
-training. Needs ``pip install 'dtd-keras[cpu,demo,tensorboard]'``.
+training. Needs ``pip install 'dtd-keras[cpu,demo]'``; the TensorBoard logs need the
+``tensorboard`` extra too (without it the script says so and writes the PNGs only).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="replace heatmaps of an earlier run in the same --log-dir")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
+    heatmaps = Path(args.log_dir) / "heatmaps"
+    if not args.overwrite and heatmaps.is_dir() and any(heatmaps.glob("epoch_*.png")):
+        parser.exit(1, f"{parser.prog}: error: {heatmaps} holds the heatmaps of an earlier "
+                       "run; pass --overwrite to replace them, or choose another --log-dir\n")
 
     import keras
     import numpy as np
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         every_n_epochs=1, tensorboard=not args.no_tensorboard, overwrite=args.overwrite,
         **options)
     callbacks = [monitor]
-    if not args.no_tensorboard:
+    if monitor.tensorboard:  # TensorBoard is installed and wanted
         callbacks.append(keras.callbacks.TensorBoard(args.log_dir))
     model.fit(x_train, y_train, validation_data=(x_test, y_test), epochs=args.epochs,
               batch_size=32, callbacks=callbacks, verbose=0)
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{record['fraction_positive']:17.2f}  {record['negative_fraction']:17.3f}  "
               f"{record['explained_logit']:10.3f}")
     print(f"heatmaps: {monitor.heatmap_dir} ({len(monitor.records)} PNGs)")
-    if not args.no_tensorboard:
+    if monitor.tensorboard:
         print(f"TensorBoard: tensorboard --logdir {args.log_dir}")
     return 0
 

@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import sys
+import warnings
 from collections import defaultdict
 
 import keras
@@ -240,8 +241,103 @@ def test_bad_arguments(tmp_path, kwargs, error, match):
         RelevanceMonitor(**arguments)
 
 
-def test_tensorboard_is_an_optional_extra(tmp_path, monkeypatch):
+def test_without_tensorboard_it_says_so_once_and_writes_pngs(data, tmp_path, monkeypatch):
+    """`pip install dtd-keras[cpu,demo]` has no TensorBoard: the monitor (and README's
+    snippet) must still run, saying once that it logs PNGs only."""
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard fails
-    with pytest.raises(ImportError, match=r"dtd-keras\[tensorboard\]"):
-        RelevanceMonitor(np.zeros((2, 6)), log_dir=tmp_path)
-    RelevanceMonitor(np.zeros((2, 6)), log_dir=tmp_path, tensorboard=False)
+    model = conv_model()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monitor = RelevanceMonitor(data["image"][:2], log_dir=tmp_path)
+        model.fit(data["image"], data["labels"], epochs=2, verbose=0, callbacks=[monitor])
+    said = [w for w in caught if "TensorBoard is not installed" in str(w.message)]
+    assert len(said) == 1 and said[0].category is UserWarning
+    assert "pip install 'dtd-keras[tensorboard]'" in str(said[0].message)
+    assert monitor.tensorboard is False
+    assert pngs(tmp_path / "heatmaps") == ["epoch_0001.png", "epoch_0002.png"]
+    assert not (tmp_path / "relevance").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tensorboard=False: asked for, no warning
+        RelevanceMonitor(np.zeros((2, 6)), log_dir=tmp_path, tensorboard=False)
+
+
+def _untouched(model, before):
+    assert int(model.optimizer.iterations) == 0
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unwritable_log_dir_fails_before_the_first_step(data, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    model = dense_model()
+    model.build((None, 6))
+    before = model.get_weights()
+    monitor = RelevanceMonitor(data["vector"][:2], log_dir=blocker / "run", tensorboard=False)
+    with pytest.raises(OSError, match="RelevanceMonitor cannot write to log_dir '.*a_file/run'"):
+        model.fit(data["vector"], data["labels"], epochs=1, verbose=0, callbacks=[monitor])
+    _untouched(model, before)
+    # the check leaves nothing behind where it succeeds
+    fresh = tmp_path / "new" / "run"
+    monitor = RelevanceMonitor(data["vector"][:2], log_dir=fresh, tensorboard=False)
+    monitor.set_model(model)
+    monitor.on_train_begin()
+    assert not (tmp_path / "new").exists()
+
+
+def test_two_monitors_of_one_fit_may_not_share_a_log_dir(data, tmp_path):
+    model = dense_model()
+    model.build((None, 6))
+    before = model.get_weights()
+    first = RelevanceMonitor(data["vector"][:2], log_dir=tmp_path / "run", tensorboard=False)
+    second = RelevanceMonitor(data["vector"][2:4], log_dir=tmp_path / "other" / ".." / "run",
+                              analyzer="lrp.epsilon", tensorboard=False)
+    with pytest.raises(ValueError, match="also used by another RelevanceMonitor in this fit"):
+        model.fit(data["vector"], data["labels"], epochs=1, verbose=0,
+                  callbacks=[first, second])
+    _untouched(model, before)
+    assert not (tmp_path / "run").exists()
+    # one after the other (a new fit) is fine
+    model.fit(data["vector"], data["labels"], epochs=1, verbose=0, callbacks=[first])
+    assert pngs(tmp_path / "run" / "heatmaps") == ["epoch_0001.png"]
+
+
+class _Diverge(keras.callbacks.Callback):
+    """Sets every weight to NaN at the end of one epoch, as a diverging fit would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.model.set_weights([np.full_like(w, np.nan) for w in self.model.get_weights()])
+
+
+def test_a_diverging_fit_is_warned_about_not_killed(data, tmp_path):
+    model = dense_model()
+    monitor = RelevanceMonitor(data["vector"][:3], log_dir=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(data["vector"], data["labels"], epochs=3, verbose=0,
+                            callbacks=[_Diverge(epoch=1), monitor])
+    assert len(history.history["loss"]) == 3  # the fit ran to its end
+    skipped = [str(w.message) for w in caught if w.category is RuntimeWarning
+               and "RelevanceMonitor skipped" in str(w.message)]
+    assert len(skipped) == 2
+    assert skipped[0].startswith("RelevanceMonitor skipped the picture after epoch 2: the "
+                                 "model's weights hold NaN or Inf (")
+    assert "has training diverged?" in skipped[0] and "after epoch 3" in skipped[1]
+    assert [r["epoch"] for r in monitor.records] == [1]
+    assert pngs(tmp_path / "heatmaps") == ["epoch_0001.png"]
+
+
+def test_overflowing_outputs_skip_the_picture(data, tmp_path):
+    model = dense_model()
+    monitor = RelevanceMonitor(data["vector"][:3], log_dir=tmp_path, tensorboard=False)
+    monitor.set_model(model)
+    monitor.on_train_begin()
+    model.set_weights([np.full_like(w, 1e30) for w in model.get_weights()])  # finite
+    with pytest.warns(RuntimeWarning, match="outputs on the samples are NaN or Inf"):
+        monitor.on_epoch_end(0)
+    assert monitor.records == [] and not (tmp_path / "heatmaps").exists()

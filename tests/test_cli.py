@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,6 +18,7 @@ from dtd_keras import cli
 from dtd_keras.cli import main
 from dtd_keras.domains import Box
 
+REPO = Path(__file__).resolve().parent.parent
 SHAPE = (8, 8, 1)
 PROPERTY_KEYS = {
     "index", "source", "source_index", "heatmap", "neuron", "explained_logit",
@@ -53,6 +56,14 @@ def files(tmp_path_factory):
     np.save(root / "negative.npy", -np.ones((2, *SHAPE), np.float32))
     np.save(root / "four.npy", rng.random((2, 4), dtype=np.float32))
     np.save(root / "seq.npy", rng.random((2, 5, 3), dtype=np.float32))
+    np.save(root / "complex.npy", np.ones((2, *SHAPE), np.complex64))
+    np.savez(root / "complex.npz", x=np.ones((2, *SHAPE), np.complex128))
+    np.save(root / "none.npy", np.zeros((0, *SHAPE), np.float32))
+    (root / "empty_folder").mkdir()
+    (root / "folder").mkdir()
+    np.save(root / "folder" / "b.npy", rng.random((2, *SHAPE), dtype=np.float32))
+    np.save(root / "folder" / "a.npy", rng.random(SHAPE, dtype=np.float32))
+    (root / "folder" / "notes.txt").write_text("not an input")
     picture = (rng.random((20, 30, 3)) * 255).astype(np.uint8)
     Image.fromarray(picture).save(root / "photo.png")
     Image.fromarray(np.full((5, 5, 3), 255, np.uint8)).save(root / "white.png")
@@ -157,6 +168,15 @@ ERRORS = {
                              "7"], "out of range"),
     "export into a non-empty folder": (["export", "{root}/tiny.keras", "{root}"],
                                        "not an empty folder"),
+    "complex array": (["explain", "{root}/tiny.keras", "{root}/complex.npy"],
+                      "holds a complex array (complex64); models take real numbers"),
+    "complex array in npz": (["explain", "{root}/tiny.keras", "{root}/complex.npz"],
+                             "holds a complex array (complex128)"),
+    "explain into a non-empty folder": (["explain", "{root}/tiny.keras", "{root}/one.npy",
+                                         "--out", "{root}"],
+                                        "already exists and is not empty; pass --overwrite"),
+    "explain into a file": (["explain", "{root}/tiny.keras", "{root}/one.npy", "--out",
+                             "{root}/one.npy", "--overwrite"], "is a file; give a folder"),
 }
 
 
@@ -164,19 +184,31 @@ ERRORS = {
 def test_errors_are_one_line(case, files, tmp_path, capsys):
     argv, expected = ERRORS[case]
     argv = [a.format(root=files) for a in argv]
-    if argv[0] == "explain":
+    if argv[0] == "explain" and "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
+    before = sorted(p.name for p in files.iterdir())
     code, _, stderr = run(capsys, *argv)
     assert code == 1
     assert stderr.count("\n") == 1 and stderr.startswith("dtd-keras: error: "), stderr
     assert expected in stderr
     assert "Traceback" not in stderr
     assert not (tmp_path / "out").exists()  # nothing written on failure
+    assert sorted(p.name for p in files.iterdir()) == before
 
 
-def test_usage_errors_exit_2_with_one_line(capsys):
-    code, _, stderr = run(capsys, "explain", "--preset", "nope", "m.keras", "x.npy")
-    assert code == 2 and stderr.count("\n") == 1 and "invalid choice" in stderr
+def test_usage_errors_exit_2_with_one_line(files, capsys):
+    code, _, stderr = run(capsys, "explain", "--nope", "m.keras", "x.npy")
+    assert code == 2 and stderr.count("\n") == 1 and "unrecognized arguments" in stderr
+    code, _, stderr = run(capsys, "explain", "--preset", "nope", files / "tiny.keras",
+                          files / "one.npy")
+    assert code == 2 and stderr.count("\n") == 1 and "invalid choice: 'nope'" in stderr
+    assert "lrp.epsilon" in stderr
+
+
+def test_help_lists_every_preset():
+    import dtd_keras as dk
+
+    assert set(cli.parser.PRESET_NAMES) == set(dk.PRESETS)
 
 
 def test_safe_mode_refuses_lambda_layers(files, tmp_path, capsys):
@@ -226,6 +258,10 @@ def test_demo_command_passes_its_options(monkeypatch, tmp_path, capsys):
     assert "| table |" in stdout
     code, _, stderr = run(capsys, "demo", "--epochs", 0)
     assert code == 1 and "--epochs must be at least 1" in stderr
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `pip install dtd-keras[cpu]`
+    code, _, stderr = run(capsys, "demo", "--out", tmp_path)
+    assert code == 1 and stderr == ("dtd-keras: error: the demo needs scikit-learn: pip "
+                                    "install 'dtd-keras[demo]'\n")
 
 
 @pytest.mark.parametrize("command", [[], ["explain"], ["export"], ["demo"]])
@@ -244,3 +280,120 @@ def test_console_script_help():
     assert done.stdout.startswith("usage: dtd-keras")
     for command in ("explain", "export", "demo"):
         assert command in done.stdout
+
+
+def test_empty_inputs_give_empty_results(files, tmp_path, capsys):
+    """0 samples (an array of shape (0, ...), an empty folder) → empty results, exit 0."""
+    for inputs in (["none.npy"], ["empty_folder"], ["none.npy", "empty_folder"]):
+        out = tmp_path / "_".join(inputs)
+        code, stdout, stderr = run(capsys, "explain", files / "tiny.keras",
+                                   *[files / i for i in inputs], "--out", out)
+        assert code == 0, stderr
+        assert "no samples" in stdout
+        relevance = np.load(out / "relevance.npy")
+        assert relevance.shape == (0, *SHAPE) and relevance.dtype == np.float32
+        report = json.loads((out / "properties.json").read_text())
+        assert report["n_samples"] == 0 and report["samples"] == []
+        assert set(report["summary"].values()) == {None}
+        assert not list((out / "heatmaps").iterdir())
+
+
+def test_folders_and_empty_arrays_next_to_samples(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, stderr = run(capsys, "explain", files / "tiny.keras", files / "folder",
+                          files / "none.npy", files / "one.npy", "--out", out, "-q")
+    assert code == 0, stderr
+    report = json.loads((out / "properties.json").read_text())
+    assert [(Path(s["source"]).name, s["source_index"]) for s in report["samples"]] == [
+        ("a.npy", 0), ("b.npy", 0), ("b.npy", 1), ("one.npy", 0)]
+    assert np.load(out / "relevance.npy").shape == (4, *SHAPE)
+
+
+def test_out_is_never_overwritten_without_overwrite(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, stderr = run(capsys, "explain", files / "tiny.keras", files / "batch.npy",
+                          files / "one.npy", "--out", out, "-q")
+    assert code == 0, stderr
+    first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert len(first) == 2 + 4  # relevance.npy, properties.json, 4 heatmaps
+
+    code, _, stderr = run(capsys, "explain", files / "tiny.keras", files / "pair.npz",
+                          "--out", out)
+    assert code == 1 and stderr.count("\n") == 1
+    assert f"--out {out} already exists and is not empty; pass --overwrite" in stderr
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == first
+
+    (out / "notes.txt").write_text("mine")  # the user's own file in the folder
+    (out / "heatmaps" / "keep.png").write_bytes(b"mine too")
+    code, _, stderr = run(capsys, "explain", files / "tiny.keras", files / "pair.npz",
+                          "--out", out, "--overwrite", "-q")
+    assert code == 0, stderr
+    report = json.loads((out / "properties.json").read_text())
+    assert report["n_samples"] == 2 and np.load(out / "relevance.npy").shape == (2, *SHAPE)
+    assert sorted(p.name for p in (out / "heatmaps").iterdir()) == [
+        "0000_pair.png", "0001_pair.png", "keep.png"]  # no stale heatmap of the 4 before
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def _python(*args, cwd, env=None, timeout=300):
+    """Run this checkout's Python, as a user's shell would, in a fresh process."""
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    environment.update({"PYTHONPATH": str(REPO), **(env or {})})
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=environment)
+
+
+def test_help_and_version_do_not_import_tensorflow(tmp_path):
+    done = _python("-X", "importtime", "-m", "dtd_keras", "--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: dtd-keras") and "explain" in done.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "dtd_keras.cli" in imported
+    assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras")]
+    code = ("import sys; from dtd_keras.cli import main\n"
+            "for argv in (['--version'], ['explain', '--help'], ['export', '--help'],"
+            " ['explain', '--nope']):\n"
+            "    try: main(argv)\n"
+            "    except SystemExit: raise AssertionError(argv)\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+            "print('ok')")
+    done = _python("-c", code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "dtd-keras 0.1.0" in done.stdout and done.stdout.endswith("ok\n")
+
+
+def test_plain_install_explains_quietly(files, tmp_path):
+    """`pip install dtd-keras[cpu]`: no matplotlib, Pillow, scikit-learn or TensorBoard.
+    explain still writes heatmaps, and TensorFlow's log lines stay off the terminal."""
+    code = ("import sys\n"
+            "for name in ('matplotlib', 'PIL', 'sklearn', 'tensorboard'):\n"
+            "    sys.modules[name] = None  # not installed\n"
+            "from dtd_keras.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))")
+    out = tmp_path / "out"
+    done = _python("-c", code, "explain", files / "tiny.keras", files / "batch.npy",
+                   "--out", out, "--batch-size", 2, "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout == ""
+    assert len(list((out / "heatmaps").glob("*.png"))) == 3
+    with Image.open(out / "heatmaps" / "0000_batch.png") as picture:
+        assert picture.size == (128, 128) and picture.mode == "RGB"
+    # reading an image file needs Pillow: one line that says so
+    done = _python("-c", code, "explain", files / "tiny.keras", files / "photo.png",
+                   "--out", tmp_path / "photo", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("dtd-keras: error: reading the image")
+    assert "needs Pillow: pip install 'dtd-keras[viz]'" in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_verbose_shows_tensorflows_log_lines(files, tmp_path):
+    own = _python("-c", "import tensorflow", cwd=tmp_path).stderr.strip().splitlines()
+    done = _python("-m", "dtd_keras", "explain", files / "tiny.keras", files / "one.npy",
+                   "--out", tmp_path / "out", "--verbose", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    shown = done.stderr.splitlines()
+    # what TensorFlow prints on import (e.g. the oneDNN notice) shows with --verbose
+    for line in own:
+        assert any(line.split("]", 1)[-1] in s for s in shown), (line, shown)

@@ -16,13 +16,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+# this checkout's dtd_keras, also where another one is installed
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
 SCRIPTS = ("digits_walkthrough.py", "imagenet_photo.py", "monitor_training.py",
            "export_and_serve.py")
 
 
 def run_script(name: str, *args, cwd: Path, timeout: float = 300) -> str:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    env = {**ENV, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
     done = subprocess.run([sys.executable, str(EXAMPLES / name), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
     assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
@@ -32,8 +36,33 @@ def run_script(name: str, *args, cwd: Path, timeout: float = 300) -> str:
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_example_help(name):
     done = subprocess.run([sys.executable, str(EXAMPLES / name), "--help"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=ENV)
     assert done.returncode == 0 and done.stdout.startswith("usage:"), done.stderr
+
+
+EXISTING = {  # script, its arguments, the output an earlier run left
+    "digits_walkthrough.py": (["--out", "walk"], "walk/relevance.npy"),
+    "imagenet_photo.py": (["photo.png", "--weights", "none", "--out", "heat.png"], "heat.png"),
+    "monitor_training.py": (["--log-dir", "runs"], "runs/heatmaps/epoch_0001.png"),
+    "export_and_serve.py": (["--out", "explainer"], "explainer/saved_model.pb"),
+}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_a_second_run_refuses_to_overwrite_in_one_line(name, tmp_path):
+    """Run twice into the same place: one line naming --overwrite, exit 1, no traceback,
+    the earlier output untouched."""
+    arguments, earlier = EXISTING[name]
+    (tmp_path / earlier).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / earlier).write_bytes(b"an earlier run")
+    (tmp_path / "photo.png").write_bytes(b"")
+    done = subprocess.run([sys.executable, str(EXAMPLES / name), *arguments],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=ENV)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "error:" in done.stderr and "pass --overwrite" in done.stderr
+    assert "overwrite=True" not in done.stderr
+    assert (tmp_path / earlier).read_bytes() == b"an earlier run"
 
 
 def test_digits_walkthrough(tmp_path):
@@ -63,6 +92,23 @@ def test_monitor_training(tmp_path):
     assert list((log_dir / "relevance").glob("events.out.tfevents.*"))
 
 
+def test_monitor_training_without_tensorboard(tmp_path):
+    """`pip install -e ".[cpu,demo]"` has no TensorBoard: the example still runs."""
+    script = EXAMPLES / "monitor_training.py"
+    code = ("import runpy, sys\n"
+            "sys.modules['tensorboard'] = None  # not installed\n"
+            f"sys.argv = [{str(script)!r}, '--epochs', '1', '--train-size', '100',"
+            " '--samples', '2', '--log-dir', 'runs']\n"
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    env = {**ENV, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "TensorBoard is not installed" in done.stderr and "TensorBoard:" not in done.stdout
+    assert [p.name for p in (tmp_path / "runs" / "heatmaps").glob("*.png")] == ["epoch_0001.png"]
+    assert not (tmp_path / "runs" / "relevance").exists()
+
+
 def test_export_and_serve(tmp_path):
     stdout = run_script("export_and_serve.py", "--epochs", 1, "--out", tmp_path / "explainer",
                         cwd=tmp_path)
@@ -88,5 +134,9 @@ def test_demo_quick(tmp_path):
         assert methods[key]["mean_negative_fraction"] == 0.0
     assert methods["lrp_epsilon"]["mean_negative_fraction"] > 0.0  # LRP-ε is not positive
     table = (tmp_path / "demo" / "results.md").read_text(encoding="utf-8")
+    # --quick explains 60 of the 450 held-out digits, and says so
+    assert saved["n_explained"] == 60 < saved["n_test"] == 450
+    assert "The predicted class of 60 of the 450 held-out digits is explained" in table
+    assert "every" not in table.split("\n\n")[1].lower()
     assert table.count("\n| ") == 1 + len(METHODS)  # header and one row per method
     assert Image.open(tmp_path / "demo" / "demo.png").size[0] > 500

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,6 @@ from hypothesis.extra import numpy as hnp
 pytest.importorskip("matplotlib")
 
 from dtd_keras import image as dimg  # noqa: E402
-
-MODULE_PATH = Path(dimg.__file__).resolve()
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -389,6 +386,52 @@ def test_grid_bad_input():
         dimg.grid([m], cmap="nope")
 
 
+def test_picture_panels_are_drawn_as_images_not_relevance():
+    """README's example: a float digit in [0, 1] next to its relevance. Wrapped in
+    Picture, the digit is drawn grey (black 0 .. white 1); a bare float array is
+    relevance and gets the diverging colours."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    digit = np.zeros((8, 8, 1), np.float32)
+    digit[2:6, 3:5] = 1.0  # a white stroke on black
+    relevance = digit - 0.25
+    fig = dimg.grid([[dimg.Picture(digit, value_range=(0, 1)), relevance]],
+                    titles=["input", "DTD"], panel_size=1.0, dpi=80)
+    shown = np.asarray(fig.axes[0].get_images()[0].get_array())
+    assert shown.shape == (8, 8, 3) and shown.dtype == np.uint8
+    assert (shown[..., 0] == shown[..., 1]).all() and (shown[..., 1] == shown[..., 2]).all()
+    assert shown[0, 0].tolist() == [0, 0, 0] and shown[3, 3].tolist() == [255, 255, 255]
+    heat = np.asarray(fig.axes[1].get_images()[0].get_array())
+    assert heat[0, 0, 2] > heat[0, 0, 0]  # negative relevance: blue
+    assert heat[3, 3].tolist() == [255, 0, 0]  # the largest relevance: red
+    # the rendered figure: the centre of the stroke is white, a corner black
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3]
+    (x0, y0), (x1, y1) = fig.axes[0].get_window_extent().get_points()
+    height = pixels.shape[0]
+
+    def at(row, col):  # the rendered colour at the centre of an image pixel
+        x = x0 + (col + 0.5) * (x1 - x0) / 8
+        y = y1 - (row + 0.5) * (y1 - y0) / 8
+        return pixels[int(height - y), int(x)].tolist()
+
+    assert at(3.5, 3.5) == [255, 255, 255] and at(0, 0) == [0, 0, 0]
+
+
+def test_picture_scales_and_refuses_bad_images():
+    np.testing.assert_array_equal(dimg.Picture(np.full((2, 2), 127.5),
+                                               value_range=(0, 255)).rgb[..., 0], 128)
+    rgb = dimg.Picture(np.stack([np.eye(3)] * 3), axis=0).rgb  # channels first
+    assert rgb.shape == (3, 3, 3)
+    with pytest.raises(ValueError, match="one image, got a batch"):
+        dimg.Picture(np.zeros((2, 4, 4, 1)))
+    with pytest.raises(ValueError, match="NaN"):
+        dimg.Picture(np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match="channels"):
+        dimg.Picture(np.zeros((4, 4, 2)))
+
+
 def test_save_png_array_roundtrip(tmp_path):
     from PIL import Image
 
@@ -444,19 +487,28 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_module_imports_without_matplotlib_tensorflow_or_keras():
+def test_heatmaps_and_pngs_need_numpy_only():
+    """A plain install (no matplotlib, no Pillow) draws built-in heatmaps and writes PNGs;
+    only figures and other colormaps ask for the viz extra. No TensorFlow either."""
     proc = _run(
-        f"""
-        import importlib.util, sys
+        """
+        import os, sys, tempfile, zlib
         sys.modules["matplotlib"] = None  # make `import matplotlib` fail
-        spec = importlib.util.spec_from_file_location("dtd_image", {str(MODULE_PATH)!r})
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        sys.modules["PIL"] = None
         import numpy as np
+        from dtd_keras import image as mod
         assert mod.reduce_channels(np.ones((2, 2, 3))).shape == (2, 2)
         assert mod.normalize(np.array([2.0, -4.0])).tolist() == [0.5, -1.0]
+        hm = mod.heatmap(np.array([[1.0, 0.0, -1.0]]), reduce=None)
+        assert hm[0].tolist() == [[255, 0, 0], [255, 255, 255], [0, 0, 255]], hm
+        mod.overlay(np.eye(3), np.eye(3), cmap="cold_hot")
+        path = os.path.join(tempfile.mkdtemp(), "h.png")
+        mod.save_png(mod.Picture(np.eye(3), value_range=(0, 1)), path)
+        data = open(path, "rb").read()
+        assert data[:8] == b"\\x89PNG\\r\\n\\x1a\\n" and data[12:16] == b"IHDR"
         assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-        for call in (lambda: mod.heatmap(np.ones((2, 2))), lambda: mod.BWR):
+        for call in (lambda: mod.heatmap(np.ones((2, 2)), cmap="viridis"), lambda: mod.BWR,
+                     lambda: mod.grid([np.eye(2)])):
             try:
                 call()
             except ImportError as exc:
@@ -470,14 +522,38 @@ def test_module_imports_without_matplotlib_tensorflow_or_keras():
     assert proc.stdout.strip() == "ok"
 
 
+@pytest.mark.parametrize("name", ["bwr", "cold_hot", "bwr_r", "cold_hot_r"])
+def test_numpy_colours_equal_matplotlibs(name):
+    values = np.concatenate([np.linspace(-1, 1, 2001), rng().uniform(-1, 1, 5000),
+                             [-1.0, -0.5, 0.0, 0.5, 1.0, 1e-9, -1e-9]])
+    ours = dimg.heatmap(values[None], cmap=name, reduce=None, normalize=None)
+    theirs = dimg.heatmap(values[None], cmap=dimg.cmap(name), reduce=None, normalize=None)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_png_writer_roundtrip_for_grey_rgb_rgba(tmp_path):
+    from PIL import Image
+
+    from dtd_keras.image.png import write_png
+
+    for shape, mode in (((5, 7), "L"), ((5, 7, 3), "RGB"), ((5, 7, 4), "RGBA")):
+        pixels = rng().integers(0, 256, shape, dtype=np.uint8)
+        write_png(pixels, tmp_path / "p.png")
+        with Image.open(tmp_path / "p.png") as im:
+            assert im.mode == mode and im.size == (7, 5)
+            np.testing.assert_array_equal(np.asarray(im), pixels)
+    with pytest.raises(ValueError, match="uint8"):
+        write_png(np.zeros((2, 2)), tmp_path / "f.png")
+    with pytest.raises(ValueError, match="non-empty"):
+        write_png(np.zeros((0, 2, 3), np.uint8), tmp_path / "e.png")
+
+
 def test_drawing_does_not_import_pyplot():
     proc = _run(
-        f"""
-        import importlib.util, sys, tempfile, os
+        """
+        import sys, tempfile, os
         import numpy as np
-        spec = importlib.util.spec_from_file_location("dtd_image", {str(MODULE_PATH)!r})
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        from dtd_keras import image as mod
         fig = mod.grid([np.eye(3), np.eye(3)], titles=["a", "b"])
         mod.save_png(fig, os.path.join(tempfile.mkdtemp(), "x.png"))
         mod.save_png(mod.overlay(np.eye(3), np.eye(3)), os.path.join(tempfile.mkdtemp(), "y.png"))

@@ -1,0 +1,198 @@
+"""``dtd-keras explain``: relevance, heatmaps and properties for input files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CLIError
+from .inputs import expand_inputs, read_inputs
+from .models import input_shape, load_model
+from .options import check_domain, describe_domain, make_analyzer, parse_domain
+
+__all__ = ["cmd_explain", "heatmap_picture", "prepare_out"]
+
+RESULT_FILES = ("relevance.npy", "properties.json")
+_HEATMAP_NAME = re.compile(r"^\d{4,}_.*\.png$")  # heatmaps/0003_digits.png
+
+
+def heatmap_picture(relevance: np.ndarray, cmap: str = "bwr", min_size: int = 128
+                    ) -> np.ndarray:
+    """One sample's relevance as a uint8 RGB heatmap, enlarged (nearest) to ``min_size``."""
+    from .. import image
+
+    r = np.asarray(relevance, dtype=np.float32)
+    if r.ndim == 3:
+        rgb = image.heatmap(r, cmap=cmap)
+    elif r.ndim == 2:
+        rgb = image.heatmap(r, cmap=cmap, reduce=None)
+    else:  # a vector (or higher rank): a strip
+        flat = r.reshape(1, -1)
+        rgb = np.repeat(image.heatmap(flat, cmap=cmap, reduce=None),
+                        max(1, flat.shape[1] // 16), axis=0)
+    factor = max(1, min_size // max(rgb.shape[:2]))
+    if factor > 1:
+        rgb = np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
+    return rgb
+
+
+def _safe_stem(name: str) -> str:
+    stem = Path(name).stem
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:60] or "input"
+
+
+def prepare_out(out: Path, overwrite: bool, check_only: bool = False) -> None:
+    """Refuse an ``--out`` that is a file, or a folder that is not empty, unless
+    ``overwrite``; with ``overwrite`` (and not ``check_only``) remove the results of an
+    earlier run there (``relevance.npy``, ``properties.json``, ``heatmaps/NNNN_*.png``),
+    so that none is left stale. Other files are never touched."""
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} is a file; give a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise CLIError(f"--out {out} already exists and is not empty; pass --overwrite to "
+                       "replace an earlier result there, or give a new folder")
+    if check_only:
+        return
+    for name in RESULT_FILES:
+        if (out / name).is_file():
+            (out / name).unlink()
+    if (out / "heatmaps").is_dir():
+        for picture in (out / "heatmaps").iterdir():
+            if picture.is_file() and _HEATMAP_NAME.match(picture.name):
+                picture.unlink()
+
+
+def _pixel_range(args: argparse.Namespace, domain: Any) -> tuple[float, float] | None:
+    if args.pixel_range is not None:
+        pixel_range = parse_domain(args.pixel_range)
+        if isinstance(pixel_range, str):
+            raise CLIError("--pixel-range needs LOW,HIGH, e.g. 0,1")
+        return float(pixel_range.low), float(pixel_range.high)
+    return None if isinstance(domain, str) else (float(domain.low), float(domain.high))
+
+
+def _explain_batches(analyzer, x: np.ndarray, neuron: int | None, batch_size: int,
+                     quiet: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Relevance, neuron and explained logit for every sample, a batch at a time."""
+    from tqdm import tqdm
+
+    count = len(x)
+    relevance = np.zeros_like(x)
+    neurons = np.zeros((count,), np.int64)
+    logits = np.zeros((count,), np.float32)
+    steps = range(0, count, batch_size)
+    with tqdm(total=count, unit="sample", desc="explaining", file=sys.stderr,
+              disable=quiet or len(steps) <= 1) as bar:
+        for start in steps:
+            stop = min(start + batch_size, count)
+            explanation = analyzer.explain(x[start:stop], neuron=neuron)
+            relevance[start:stop] = explanation.relevance
+            neurons[start:stop] = explanation.neuron
+            logits[start:stop] = explanation.explained
+            bar.update(stop - start)
+    return relevance, neurons, logits
+
+
+def _sample_records(relevance, neurons, logits, sources, out: Path, cmap: str) -> list[dict]:
+    """Write one heatmap per sample; their properties.json entries."""
+    from .. import image
+    from ..explanation import Explanation
+
+    if not sources:
+        return []
+    props = Explanation(relevance, neurons, logits).properties()
+    samples = []
+    for i, (source, p) in enumerate(zip(sources, props.to_dicts())):
+        picture = Path("heatmaps") / f"{i:04d}_{_safe_stem(source['source'])}.png"
+        image.save_png(heatmap_picture(relevance[i], cmap), out / picture)
+        samples.append({
+            "index": i, **source, "heatmap": picture.as_posix(),
+            "neuron": int(neurons[i]),
+            "explained_logit": p["explained"],
+            "relevance_sum": p["total"],
+            "conservation_error": p["conservation_error"],
+            "relative_conservation_error": p["relative_error"],
+            "negative_relevance": p["negative_mass"],
+            "negative_fraction": p["negative_fraction"],
+            "positive": p["positive"],
+            "consistent": p["consistent"],
+        })
+    return samples
+
+
+def _summary(samples: list[dict]) -> dict[str, float | None]:
+    """Means over the samples (None for no samples)."""
+    def mean(values: list[float]) -> float | None:
+        return float(np.mean(values)) if values else None
+
+    return {
+        "mean_relative_conservation_error": mean(
+            [abs(s["relative_conservation_error"]) for s in samples]),
+        "fraction_positive": mean([float(s["positive"]) for s in samples]),
+        "mean_negative_fraction": mean([s["negative_fraction"] for s in samples]),
+    }
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain every sample of the inputs; write relevance.npy, heatmaps, properties.json."""
+    domain = parse_domain(args.domain)
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    pixel_range = _pixel_range(args, domain)
+    out = Path(args.out)
+    prepare_out(out, args.overwrite, check_only=True)  # refuse before any work
+    expand_inputs(args.inputs)  # missing inputs fail before the model loads
+    model = load_model(args.model, args.unsafe)
+    shape = input_shape(model)
+    x, sources = read_inputs(args.inputs, shape, pixel_range, args.npz_key)
+    for name in dict.fromkeys(s["source"] for s in sources):
+        rows = [i for i, s in enumerate(sources) if s["source"] == name]
+        check_domain(domain, x[rows[0]:rows[-1] + 1], name)
+    analyzer = make_analyzer(model, args.preset, domain)
+    size = analyzer.output_size
+    if args.neuron is not None and (args.neuron < 0 or (size is not None and args.neuron >= size)):
+        raise CLIError(f"--neuron {args.neuron} is out of range: the explained output has "
+                       f"{size} neurons (0 … {size - 1 if size else '?'})")
+
+    count = len(x)
+    if count:
+        relevance, neurons, logits = _explain_batches(analyzer, x, args.neuron,
+                                                      args.batch_size, args.quiet)
+    else:  # nothing to explain: empty results (TensorFlow is not asked about 0 samples)
+        relevance, neurons, logits = x.copy(), np.zeros((0,), np.int64), np.zeros((0,))
+
+    prepare_out(out, args.overwrite)
+    (out / "heatmaps").mkdir(parents=True, exist_ok=True)
+    np.save(out / "relevance.npy", relevance)
+    samples = _sample_records(relevance, neurons, logits, sources, out, args.cmap)
+    summary = _summary(samples)
+    report = {
+        "model": str(args.model), "preset": args.preset, "domain": describe_domain(domain),
+        "pixel_range": list(pixel_range) if pixel_range is not None else None,
+        "analyzer": repr(analyzer), "input_shape": list(shape[1:]),
+        "relevance": "relevance.npy", "n_samples": count, "summary": summary,
+        "samples": samples,
+    }
+    (out / "properties.json").write_text(json.dumps(report, indent=2) + "\n",
+                                         encoding="utf-8")
+    if not args.quiet:
+        if count:
+            print(f"explained {count} sample(s) with {args.preset} (domain "
+                  f"{describe_domain(domain)}): mean |ΣR − logit|/|logit| "
+                  f"{summary['mean_relative_conservation_error']:.2e}, "
+                  f"{summary['fraction_positive']:.0%} positive, mean negative fraction "
+                  f"{summary['mean_negative_fraction']:.3f}")
+        else:
+            print(f"the inputs hold no samples: nothing to explain (empty results, "
+                  f"relevance of shape {relevance.shape})")
+        print(f"wrote {out / 'relevance.npy'}, {out / 'properties.json'} and {count} "
+              f"heatmap(s) in {out / 'heatmaps'}")
+    return 0
