@@ -24,12 +24,20 @@ Tensor = Any
 Steps = Sequence[tuple[Any, Any]]  # (LayerRelevance, Rule | None) in graph order
 
 
+def _kept(step: Any) -> tuple[str, int]:
+    return ("kept", id(step))
+
+
 def forward_values(steps: Steps, input_keys: Sequence[int], inputs: Sequence[Tensor]) -> dict:
-    """Every tensor's value, call by call (eager or traced)."""
-    values: dict[int, Tensor] = dict(zip(input_keys, inputs))
+    """Every tensor's value, call by call (eager or traced); also, under ``("kept",
+    id(step))``, what a step keeps for its relevance pass (a linear layer's
+    pre-activation)."""
+    values: dict[Any, Tensor] = dict(zip(input_keys, inputs))
     for step, _ in steps:
-        outputs = step.forward([values[k] for k in step.call.inputs])
+        outputs, kept = step.forward_keeping([values[k] for k in step.call.inputs])
         values.update(zip(step.call.outputs, outputs))
+        if kept is not None:
+            values[_kept(step)] = kept
     return values
 
 
@@ -83,10 +91,12 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         upper = [zeros(k) if r is None else r for k, r in zip(call.outputs, upper)]
         inputs = [values[k] for k in call.inputs]
         outputs = [values[k] for k in call.outputs]
+        kept = values.get(_kept(step))
+        extra = {} if kept is None else {"kept": kept}
         if copies is None:
-            lower = step.relevance(inputs, outputs, upper, rule)
+            lower = step.relevance(inputs, outputs, upper, rule, **extra)
         else:
-            lower = step.relevance_many(inputs, outputs, upper, rule, copies)
+            lower = step.relevance_many(inputs, outputs, upper, rule, copies, **extra)
         if inspect is not None:
             inspect(step, rule, lower)
         for key, r in zip(call.inputs, lower):

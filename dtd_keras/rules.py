@@ -111,6 +111,12 @@ class Rule:
         processed apart); False for bounds given per input position."""
         return True
 
+    @property
+    def plain(self) -> bool:
+        """Whether the only denominator is the layer's own pre-activation ``f(x; W) + b``
+        (ε, LRP-0), so the forward pass's value can serve."""
+        return False
+
     def get_config(self) -> dict:
         """The rule's parameters, enough to re-create it with ``type(rule)(**config)``."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
@@ -181,7 +187,7 @@ def _divide(relevance: Tensor, denominator: Tensor, copies: Tensor | None) -> Te
 def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Tensor],
               kernel: Tensor, bias: Tensor | None, x: Tensor, relevance: Tensor,
               domain: Any = None, *, row_separable: bool = False,
-              copies: Tensor | None = None) -> Tensor:
+              copies: Tensor | None = None, preactivation: Tensor | None = None) -> Tensor:
     """Apply ``rule`` to one linear layer with the gradient trick.
 
     ``forward(a, kernel, bias)`` is the layer's linear map (bias may be None);
@@ -193,9 +199,13 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
     sets for the batch ``x`` along the batch axis (copy-major), and so does the result.
     Denominators depend only on ``x``: they are computed once and shared; only the
     backward pass runs per copy.
+
+    ``preactivation``: ``forward(x, kernel, bias)`` as the forward pass computed it;
+    rules whose denominator it is (:attr:`Rule.plain`) and γ's sign test reuse it.
     """
     blocks = _row_blocks(kernel, rule) if row_separable else None
-    total, plain = None, None
+    reuse = preactivation is not None and rule.plain
+    total, plain = None, preactivation
     for group in rule.groups(domain):
         upper = relevance
         if group.where is not None:
@@ -206,16 +216,19 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
             if copies is not None:
                 side = tile(side, copies)
             upper = tf.where(side, relevance, tf.zeros_like(relevance))
-        if blocks is not None:
+        if blocks is not None and not reuse:
             contribution = _propagate_blocks(group, rule, forward, kernel, bias, x, upper,
                                              blocks, copies)
-        elif copies is None:  # one forward pass serves denominator and backward pass
+        elif copies is None and not reuse:  # one forward pass: denominator and gradient
             with tf.GradientTape() as tape:
                 inputs, z = _group_terms(group, forward, kernel, bias, x, upper, tape)
             s = safe_divide(upper, rule.stabilize(z))
             contribution = _times_gradient(tape, z, inputs, s)
-        else:  # denominator once; the tiled forward pass only feeds the gradient
-            _, z = _group_terms(group, forward, kernel, bias, x, upper)
+        else:  # denominator once; the (tiled) forward pass only feeds the gradient
+            if reuse:
+                z = preactivation
+            else:
+                _, z = _group_terms(group, forward, kernel, bias, x, upper)
             s = _divide(upper, rule.stabilize(z), copies)
             with tf.GradientTape() as tape:
                 inputs, tiled = _group_terms(group, forward, kernel, None, x, s, tape,
@@ -372,6 +385,10 @@ class Epsilon(Rule):
 
     def groups(self, domain: Any) -> Sequence[Group]:
         return (Group((Term(bias=_same),)),)
+
+    @property
+    def plain(self) -> bool:
+        return True
 
     def stabilize(self, denominator: Tensor) -> Tensor:
         if self.epsilon == 0:

@@ -64,6 +64,11 @@ class LayerRelevance:
             kwargs = {**kwargs, "training": False}
         return list(keras.tree.flatten(self.layer(*args, **kwargs)))
 
+    def forward_keeping(self, inputs: Sequence[Tensor]) -> tuple[list[Tensor], Any]:
+        """:meth:`forward`, and what the relevance pass may reuse (given back to
+        :meth:`relevance` as ``kept``; default: nothing)."""
+        return self.forward(inputs), None
+
     def domains(self, domains: Sequence[Domain]) -> list[Domain]:
         """Output domains from input domains (default: ℝ)."""
         return [REAL for _ in self.call.outputs]

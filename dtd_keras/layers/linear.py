@@ -107,25 +107,32 @@ class Linear(LayerRelevance):
         return self.apply(a, kernel, bias)
 
     def forward(self, inputs):
+        return self.forward_keeping(inputs)[0]
+
+    def forward_keeping(self, inputs):
+        """The outputs, and the pre-activation ``z = f(x; W) + b`` kept for the rules
+        whose denominator it is (ε, LRP-0): they need no second forward pass."""
         z = self.preactivation(inputs[0])
         if self.activation == "linear" or (self.head and self.activation in HEAD_ACTIVATIONS):
-            return [z]  # the head's softmax/sigmoid is stripped: we explain the logit
+            return [z], z  # the head's softmax/sigmoid is stripped: we explain the logit
         if self.activation == "relu":
-            return [tf.nn.relu(z)]
-        return [self.layer.activation(z)]
+            return [tf.nn.relu(z)], z
+        return [self.layer.activation(z)], z
 
     def domains(self, domains):
         return [POSITIVE if self.activation in NONNEGATIVE else REAL]
 
-    def relevance(self, inputs, outputs, relevances, rule=None):
-        return self.relevance_many(inputs, outputs, relevances, rule, None)
+    def relevance(self, inputs, outputs, relevances, rule=None, kept=None):
+        return self.relevance_many(inputs, outputs, relevances, rule, None, kept)
 
-    def relevance_many(self, inputs, outputs, relevances, rule, copies):
-        """The rule's denominators once per sample, the backward pass per copy."""
+    def relevance_many(self, inputs, outputs, relevances, rule, copies, kept=None):
+        """The rule's denominators once per sample, the backward pass per copy;
+        ``kept``: the pre-activation :meth:`forward_keeping` kept."""
         kernel, bias = self.weights()
         domain = self.options.get("domain")
         return [propagate(rule, self.apply, kernel, bias, inputs[0], relevances[0], domain,
-                          row_separable=self.row_separable, copies=copies)]
+                          row_separable=self.row_separable, copies=copies,
+                          preactivation=kept)]
 
 
 def _bias_shape(layer: Any) -> tuple[int, ...]:
