@@ -21,8 +21,8 @@ def every_explanation_explains_the_model():
 
     original = Analyzer.explain
 
-    def explain(self, x, neuron=None):
-        explanation = original(self, x, neuron)
+    def explain(self, x, neuron=None, **options):
+        explanation = original(self, x, neuron, **options)
         assert_explains_the_model(self, x, explanation)
         return explanation
 

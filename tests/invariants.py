@@ -19,8 +19,8 @@ def model_output(analyzer, x) -> np.ndarray:
 
 def assert_explains_the_model(analyzer, x, explanation, rtol: float = 1e-4) -> None:
     """``analyzer.predict(x)`` equals ``model(x)`` (the explained output) and each
-    explained logit is the analyzer's logit of the chosen neuron."""
-    if len(explanation.explained) == 0:
+    explained logit is the analyzer's logit of the chosen neuron (or neurons)."""
+    if explanation.explained.size == 0:
         return
     expected = model_output(analyzer, x)
     ours = analyzer.predict(x)
@@ -28,6 +28,7 @@ def assert_explains_the_model(analyzer, x, explanation, rtol: float = 1e-4) -> N
     np.testing.assert_allclose(ours, expected, rtol=rtol, atol=rtol * scale + 1e-6,
                                err_msg=f"{analyzer!r} computes another function than the model")
     logits = analyzer.logits(x).reshape(len(explanation.explained), -1)
-    picked = logits[np.arange(len(logits)), explanation.neuron]
+    rows = np.arange(len(logits))
+    picked = logits[rows if explanation.neuron.ndim == 1 else rows[:, None], explanation.neuron]
     np.testing.assert_allclose(explanation.explained, picked, rtol=rtol,
                                atol=rtol * float(np.abs(logits).max()) + 1e-6)
