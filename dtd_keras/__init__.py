@@ -25,6 +25,7 @@ if _keras.backend.backend() != "tensorflow":  # pragma: no cover
 
 from . import rules
 from .analyzers import DTD, LRP, Analyzer
+from .datasets import analyze_dataset, load_results
 from .domains import Box
 from .errors import DomainError, UnsupportedLayerError
 from .explanation import Explanation
@@ -46,5 +47,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "UnsupportedLayerError",
-    "PRESETS", "create_analyzer", "register_layer", "rules",
+    "PRESETS", "create_analyzer", "register_layer", "rules", "analyze_dataset", "load_results",
 ]
