@@ -216,12 +216,9 @@ def image_files(folder: Path) -> list[Path]:
     """The image files under ``folder`` (recursively), sorted by relative path."""
     from ..cli import IMAGE_SUFFIXES
 
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found += [Path(root) / f for f in sorted(files)
-                  if Path(f).suffix.lower() in IMAGE_SUFFIXES]
-    return found
+    found = [Path(root) / f for root, _, files in os.walk(folder) for f in files
+             if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
 class FolderSource(Source):
