@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -315,8 +317,56 @@ def analyze_dataset(analyzer: Any, data: Any, out: str | Path, *,
     return Results(Store(store.path))
 
 
+def _chosen(chunk: Chunk, mode: str, chosen: Any, size: int | None) -> np.ndarray | None:
+    """The neuron per sample of ``chunk`` (−1: top logit; None: every neuron)."""
+    if mode == "all":
+        return None
+    if mode == "per_sample":
+        return chosen[chunk.start:chunk.start + len(chunk)]
+    if mode != "label":
+        return np.full((len(chunk),), -1 if mode == "top" else chosen, np.int32)
+    labels = chunk.labels.astype(np.int32)
+    if size is not None and (labels.min() < 0 or labels.max() >= size):
+        raise ValueError(f"samples {chunk.start}…{chunk.start + len(chunk) - 1}: labels out "
+                         f"of range ({labels.min()} … {labels.max()}) for an explained output "
+                         f"of {size} neurons")
+    return labels
+
+
+def _commit(store: Store, chunk: Chunk, digest: int, maps: list[np.ndarray],
+            neuron: np.ndarray, logit: np.ndarray, rtol: float) -> None:
+    """Properties, then every array of the chunk, then its marker (in the writer thread)."""
+    layout = store.layout
+    values = {name: m.astype(layout.dtype, copy=False)
+              for name, m in zip(layout.relevance_names, maps)}
+    values.update(neuron=neuron, logit=logit,
+                  index=np.arange(chunk.start, chunk.start + len(chunk), dtype=np.int64),
+                  **_properties(maps, neuron, logit, layout.classes, rtol))
+    if layout.labels:
+        values["label"] = chunk.labels
+    store.commit(chunk.index, values, digest)
+
+
+def _progress_bar(enabled: bool, total: int, initial: int, share: tuple[int, int]) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError("progress=True needs tqdm: pip install 'dtd-keras[datasets]' "
+                          "(or pass progress=False)") from None
+    worker, workers = share
+    return tqdm(total=total, initial=initial, unit="sample", file=sys.stderr, smoothing=0.1,
+                desc="explaining" + (f" (worker {worker + 1}/{workers})" if workers > 1 else ""))
+
+
 def _run(store: Store, analyzer: Any, source: Source, explainer: _Explainer, mode: str,
          chosen: Any, share: tuple[int, int], progress: bool, rtol: float) -> None:
+    """Explain this worker's unfinished chunks; check the finished ones' digests.
+
+    A writer thread commits chunk i while the analyzer explains chunk i + 1 (at most
+    two chunks in flight); a chunk is counted done once its marker is written.
+    """
     layout = store.layout
     worker, workers = share
     done = store.done()
@@ -327,56 +377,38 @@ def _run(store: Store, analyzer: Any, source: Source, explainer: _Explainer, mod
     def samples(chunks: list[int]) -> int:
         return sum(b - a for a, b in map(layout.chunk_range, chunks))
 
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            raise ImportError("progress=True needs tqdm: pip install 'dtd-keras[datasets]' "
-                              "(or pass progress=False)") from None
+    bar = _progress_bar(progress, samples(mine), samples(mine) - samples(todo), share)
+    pending: deque = deque()
 
-        bar = tqdm(total=samples(mine), initial=samples(mine) - samples(todo), unit="sample",
-                   desc="explaining" + (f" (worker {worker + 1}/{workers})"
-                                        if workers > 1 else ""),
-                   file=sys.stderr, smoothing=0.1)
-    try:
-        for chunk in source.chunks(layout.chunk_size, wanted, share):
-            if chunk.index not in wanted:
-                continue
-            digest = _digest(chunk)
-            if chunk.index in done:
-                if done[chunk.index] != digest:
-                    start, stop = layout.chunk_range(chunk.index)
-                    raise ValueError(
-                        f"cannot resume {store.path}: chunk {chunk.index} (samples {start}…"
-                        f"{stop - 1}) was explained from other inputs than the data given "
-                        "now; pass overwrite=True to start again, or choose another out")
-                continue
-            _check(analyzer, chunk)
-            if mode == "label":
-                chosen_now = chunk.labels.astype(np.int32)
-                size = analyzer.output_size
-                if size is not None and (chosen_now.min() < 0 or chosen_now.max() >= size):
-                    raise ValueError(f"samples {chunk.start}…: labels out of range "
-                                     f"({chosen_now.min()} … {chosen_now.max()}) for an "
-                                     f"output of {size} neurons")
-            elif mode == "per_sample":
-                chosen_now = chosen[chunk.start:chunk.start + len(chunk)]
-            elif mode == "all":
-                chosen_now = None
-            else:
-                chosen_now = np.full((len(chunk),), -1 if mode == "top" else chosen, np.int32)
-            maps, neuron, logit = explainer(chunk.inputs, chosen_now, layout.classes)
-            values = {name: m.astype(layout.dtype, copy=False)
-                      for name, m in zip(layout.relevance_names, maps)}
-            values.update(neuron=neuron, logit=logit,
-                          index=np.arange(chunk.start, chunk.start + len(chunk), dtype=np.int64),
-                          **_properties(maps, neuron, logit, layout.classes, rtol))
-            if layout.labels:
-                values["label"] = chunk.labels
-            store.commit(chunk.index, values, digest)
+    def settle(keep: int) -> None:
+        while len(pending) > keep:
+            future, count = pending.popleft()
+            future.result()
             if bar is not None:
-                bar.update(len(chunk))
+                bar.update(count)
+
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="dtd_keras-commit") as writer:
+            for chunk in source.chunks(layout.chunk_size, wanted, share):
+                if chunk.index not in wanted:
+                    continue
+                digest = _digest(chunk)
+                if chunk.index in done:
+                    if done[chunk.index] != digest:
+                        start, stop = layout.chunk_range(chunk.index)
+                        raise ValueError(
+                            f"cannot resume {store.path}: chunk {chunk.index} (samples "
+                            f"{start}…{stop - 1}) was explained from other inputs than the "
+                            "data given now; pass overwrite=True to start again, or choose "
+                            "another out")
+                    continue
+                _check(analyzer, chunk)
+                neurons = _chosen(chunk, mode, chosen, analyzer.output_size)
+                maps, neuron, logit = explainer(chunk.inputs, neurons, layout.classes)
+                pending.append((writer.submit(_commit, store, chunk, digest, maps, neuron,
+                                              logit, rtol), len(chunk)))
+                settle(keep=1)
+            settle(keep=0)
     finally:
         if bar is not None:
             bar.close()
