@@ -33,14 +33,14 @@ class Results:
         analyzer configuration, arguments, data) and layout."""
         self.layout = store.layout
         self.classes: int | None = store.layout.classes
-        arrays = [store.group[name] for name in store.layout.relevance_names]
+        arrays = [store.array(name) for name in store.layout.relevance_names]
         self.relevance: Any = arrays[0] if len(arrays) == 1 else arrays
 
     def __len__(self) -> int:
         return self.layout.count
 
     def _read(self, name: str) -> np.ndarray:
-        return self._store.group[name][...]
+        return self._store.array(name)[...]
 
     @cached_property
     def done(self) -> np.ndarray:

@@ -232,6 +232,13 @@ class Store:
         self.metadata = metadata
         self.layout = Layout(**metadata["layout"])
         self.group = zarr.open_group(self.path, mode="r+" if writable else "r")
+        self._arrays: dict[str, Any] = {}
+
+    def array(self, name: str) -> Any:
+        """The Zarr array ``name`` (opened once)."""
+        if name not in self._arrays:
+            self._arrays[name] = self.group[name]
+        return self._arrays[name]
 
     # -------------------------------------------------------------- markers
     @property
@@ -263,7 +270,7 @@ class Store:
             if value.shape[0] != stop - start:
                 raise ValueError(f"chunk {index}: {name} has {value.shape[0]} samples, "
                                  f"expected {stop - start}")
-            self.group[name][start:stop] = value
+            self.array(name)[start:stop] = value
         self._markers.mkdir(parents=True, exist_ok=True)
         temporary = self._markers / f".{index}.{os.getpid()}.{uuid.uuid4().hex}.partial"
         temporary.write_bytes(np.array([digest], "<u8").tobytes())
