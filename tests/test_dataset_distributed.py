@@ -36,7 +36,7 @@ WORKER = textwrap.dedent("""
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     import keras
     import dtd_keras as dk
-    from dtd_keras.datasets.run import worker_share
+    from dtd_keras.datasets.compute import worker_share
     model = keras.models.load_model(f"{work}/model.keras")
     analyzer = dk.DTD(model, input_domain=dk.Box(0.0, 1.0))
     data = (np.load(f"{work}/x.npy"), np.load(f"{work}/y.npy"))

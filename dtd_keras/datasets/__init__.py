@@ -10,7 +10,8 @@ module             job
 ``sources``        reading the data: arrays, ``tf.data``, a folder of images
 ``identity``       what a run is: model, weights fingerprint, analyzer, arguments
 ``store``          the Zarr v3 store and its per-chunk commit protocol
-``run``            :func:`analyze_dataset`: the loop, strategies, progress
+``compute``        the analyzer's function on batches, under a strategy or not
+``run``            :func:`analyze_dataset`: arguments, the chunk loop, progress
 ``results``        :func:`load_results`: the store opened lazily
 =================  ==============================================================
 """

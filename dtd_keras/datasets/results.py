@@ -85,7 +85,8 @@ class Results:
 
     def table(self) -> dict[str, np.ndarray]:
         """``index``, ``neuron``, ``logit``, ``label`` (if any) and the properties as one
-        dict of equally long arrays (``pandas.DataFrame(results.table())`` works)."""
+        dict of arrays, one row per sample (``pandas.DataFrame(results.table())`` works
+        when there is no class axis)."""
         columns = {"index": self.index, "neuron": self.neuron, "logit": self.logit}
         if self.label is not None:
             columns["label"] = self.label
