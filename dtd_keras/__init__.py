@@ -31,6 +31,7 @@ _EXPORTS = {
     "Explanation": "explanation",
     "register_layer": "layers",
     "PRESETS": "presets", "create_analyzer": "presets",
+    "analyze_dataset": "datasets", "load_results": "datasets",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .errors import DomainError, NumericalError, UnsupportedLayerError
     from .explanation import Explanation
     from .layers import register_layer
+    from .datasets import analyze_dataset, load_results
     from .presets import PRESETS, create_analyzer
 
 _backend_checked = False
@@ -79,6 +81,6 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "NumericalError",
-    "UnsupportedLayerError",
-    "PRESETS", "create_analyzer", "register_layer", "rules",
+    "UnsupportedLayerError", "PRESETS", "create_analyzer", "register_layer", "rules",
+    "analyze_dataset", "load_results",
 ]

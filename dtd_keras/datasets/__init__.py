@@ -1,0 +1,22 @@
+"""Explaining datasets: many samples, resumable, on one or many devices and workers.
+
+>>> results = dk.analyze_dataset(analyzer, (x, y), "explained.zarr", neuron="label")
+>>> results = dk.load_results("explained.zarr")
+>>> results.relevance[:10], results.neuron, results.logit, results.properties
+
+=================  ==============================================================
+module             job
+=================  ==============================================================
+``sources``        reading the data: arrays, ``tf.data``, a folder of images
+``identity``       what a run is: model, weights fingerprint, analyzer, arguments
+``store``          the Zarr v3 store and its per-chunk commit protocol
+``compute``        the analyzer's function on batches, under a strategy or not
+``run``            :func:`analyze_dataset`: arguments, the chunk loop, progress
+``results``        :func:`load_results`: the store opened lazily
+=================  ==============================================================
+"""
+
+from .results import Results, load_results
+from .run import analyze_dataset
+
+__all__ = ["Results", "analyze_dataset", "load_results"]

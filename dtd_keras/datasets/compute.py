@@ -1,0 +1,116 @@
+"""Running the analyzer's compiled function on batches: on one device, or under a
+``tf.distribute`` strategy (local replicas; a worker's share of the chunks).
+
+Every call goes through ``analyzer.concrete_function`` (free batch dimension), so a whole
+run traces once, also under a strategy: each replica calls the same concrete function on
+its share of the batch (``strategy.run``); the last batch is padded by repeating its last
+sample, so padding stays in the input domain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Explainer", "worker_share"]
+
+
+def worker_share(strategy: Any) -> tuple[int, int]:
+    """(this worker's index, number of workers) from a multi-worker strategy's cluster
+    (chief first, then workers); (0, 1) without one."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 0, 1
+    cluster = resolver.cluster_spec().as_dict()
+    tasks = [(job, i) for job in ("chief", "worker") for i in range(len(cluster.get(job, [])))]
+    if not tasks:
+        return 0, 1
+    me = (resolver.task_type, int(resolver.task_id or 0))
+    if me not in tasks:
+        raise ValueError(f"this process is task {me[0]}:{me[1]} of the cluster; "
+                         "analyze_dataset runs on the chief and worker tasks")
+    return tasks.index(me), len(tasks)
+
+
+class Explainer:
+    """Runs the analyzer's compiled function on a chunk, batch by batch, optionally under
+    a strategy; ``classes`` (for ``neuron="all"``) explains every output neuron."""
+
+    def __init__(self, analyzer: Any, strategy: Any, batch_size: int) -> None:
+        self.analyzer = analyzer
+        self.strategy = strategy
+        self.batch_size = batch_size
+        self.replicas = 1 if strategy is None else len(strategy.extended.worker_devices)
+        self._multi: bool | None = None
+
+    def _batch(self, inputs: list[np.ndarray], neuron: np.ndarray
+               ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        import tensorflow as tf
+
+        function = self.analyzer.concrete_function
+        if self.strategy is None:
+            maps, chosen, logit = function(tuple(tf.constant(x) for x in inputs),
+                                           tf.constant(neuron))
+            return [m.numpy() for m in maps], chosen.numpy(), logit.numpy()
+        count, replicas = len(neuron), self.replicas
+        per = -(-count // replicas)
+        pad = per * replicas - count  # repeat the last sample: stays in the input domain
+
+        def padded(x: np.ndarray) -> np.ndarray:
+            return np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x
+
+        inputs, neuron = [padded(x) for x in inputs], padded(neuron)
+
+        def share(context: Any) -> tuple:
+            part = slice((context.replica_id_in_sync_group % replicas) * per,
+                         (context.replica_id_in_sync_group % replicas + 1) * per)
+            return (tuple(tf.constant(x[part]) for x in inputs), tf.constant(neuron[part]))
+
+        values = self.strategy.experimental_distribute_values_from_function(share)
+        outputs = self.strategy.run(function, args=values)
+
+        def gather(value: Any) -> np.ndarray:
+            parts = self.strategy.experimental_local_results(value)
+            return np.concatenate([p.numpy() for p in parts])[:count]
+
+        maps, chosen, logit = outputs
+        return [gather(m) for m in maps], gather(chosen), gather(logit)
+
+    def _all(self, inputs: list[np.ndarray], classes: int
+             ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Every output neuron: relevance (b, K, …), neuron and logit (b, K)."""
+        if self._multi is None:  # the engine's one-pass multi-neuron explain, if it has one
+            self._multi = self.strategy is None and _explains_all(self.analyzer, inputs)
+        if self._multi:
+            e = self.analyzer.explain(inputs[0] if len(inputs) == 1 else inputs, neuron="all")
+            maps = e.relevance if isinstance(e.relevance, list) else [e.relevance]
+            return [np.asarray(m) for m in maps], np.asarray(e.neuron), np.asarray(e.explained)
+        count = len(inputs[0])
+        results = [self._batch(inputs, np.full((count,), k, np.int32)) for k in range(classes)]
+        maps = [np.stack([r[0][i] for r in results], axis=1) for i in range(len(inputs))]
+        return (maps, np.stack([r[1] for r in results], axis=1),
+                np.stack([r[2] for r in results], axis=1))
+
+    def __call__(self, inputs: list[np.ndarray], neuron: np.ndarray | None,
+                 classes: int | None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Relevance maps (one per input), chosen neurons and logits for a chunk."""
+        pieces = []
+        for start in range(0, len(inputs[0]), self.batch_size):
+            part = slice(start, start + self.batch_size)
+            batch = [x[part] for x in inputs]
+            pieces.append(self._all(batch, classes) if classes is not None
+                          else self._batch(batch, neuron[part]))
+        maps = [np.concatenate([p[0][i] for p in pieces]) for i in range(len(inputs))]
+        return (maps, np.concatenate([p[1] for p in pieces]).astype(np.int32),
+                np.concatenate([p[2] for p in pieces]).astype(np.float32))
+
+
+def _explains_all(analyzer: Any, inputs: list[np.ndarray]) -> bool:
+    """Whether ``analyzer.explain(x, neuron="all")`` exists (one pass for all neurons)."""
+    probe = [x[:1] for x in inputs]
+    try:
+        e = analyzer.explain(probe[0] if len(probe) == 1 else probe, neuron="all")
+    except (ValueError, TypeError):
+        return False
+    return np.ndim(e.neuron) == 2
