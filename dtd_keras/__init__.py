@@ -37,11 +37,11 @@ _EXPORTS = {
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import rules
     from .analyzers import DTD, LRP, Analyzer
+    from .datasets import analyze_dataset, load_results
     from .domains import Box
     from .errors import DomainError, NumericalError, UnsupportedLayerError
     from .explanation import Explanation
     from .layers import register_layer
-    from .datasets import analyze_dataset, load_results
     from .presets import PRESETS, create_analyzer
 
 _backend_checked = False

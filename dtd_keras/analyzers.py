@@ -250,7 +250,7 @@ class Analyzer:
                 self.input_specs, tf.TensorSpec((None, None), tf.int32, name="neurons"))
         return self._concrete_many
 
-    def _neurons_per_pass(self, batch: int) -> int:
+    def neurons_per_pass(self, batch: int) -> int:
         """How many neurons one compiled call explains together: the backward pass holds
         that many copies of every activation, kept under :data:`MANY_NEURONS_BUDGET`."""
         sizes = [np.prod(s[1:], dtype=np.int64) for s in self.graph.shapes.values()
@@ -285,7 +285,7 @@ class Analyzer:
                 isinstance(neurons_per_pass, bool) or not isinstance(neurons_per_pass, int)
                 or neurons_per_pass < 1):
             raise ValueError(f"neurons_per_pass must be a positive int, got {neurons_per_pass!r}")
-        step = neurons_per_pass or self._neurons_per_pass(batch)
+        step = neurons_per_pass or self.neurons_per_pass(batch)
         parts = [self._run(self.concrete_function_many, arrays, chosen[:, i:i + step])
                  for i in range(0, chosen.shape[1], step)]
         maps = [np.concatenate(m, axis=1) for m in zip(*(p.maps() for p in parts))]

@@ -42,13 +42,13 @@ class Explainer:
         self.strategy = strategy
         self.batch_size = batch_size
         self.replicas = 1 if strategy is None else len(strategy.extended.worker_devices)
-        self._multi: bool | None = None
 
     def _batch(self, inputs: list[np.ndarray], neuron: np.ndarray
                ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         import tensorflow as tf
 
-        function = self.analyzer.concrete_function
+        function = (self.analyzer.concrete_function if neuron.ndim == 1
+                    else self.analyzer.concrete_function_many)
         if self.strategy is None:
             maps, chosen, logit = function(tuple(tf.constant(x) for x in inputs),
                                            tf.constant(neuron))
@@ -79,18 +79,16 @@ class Explainer:
 
     def _all(self, inputs: list[np.ndarray], classes: int
              ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """Every output neuron: relevance (b, K, …), neuron and logit (b, K)."""
-        if self._multi is None:  # the engine's one-pass multi-neuron explain, if it has one
-            self._multi = self.strategy is None and _explains_all(self.analyzer, inputs)
-        if self._multi:
-            e = self.analyzer.explain(inputs[0] if len(inputs) == 1 else inputs, neuron="all")
-            maps = e.relevance if isinstance(e.relevance, list) else [e.relevance]
-            return [np.asarray(m) for m in maps], np.asarray(e.neuron), np.asarray(e.explained)
+        """Every output neuron: relevance (b, K, …), neuron and logit (b, K), in one
+        forward pass per group of neurons (the engine shares the rules' denominators)."""
         count = len(inputs[0])
-        results = [self._batch(inputs, np.full((count,), k, np.int32)) for k in range(classes)]
-        maps = [np.stack([r[0][i] for r in results], axis=1) for i in range(len(inputs))]
-        return (maps, np.stack([r[1] for r in results], axis=1),
-                np.stack([r[2] for r in results], axis=1))
+        step = self.analyzer.neurons_per_pass(count)
+        results = [self._batch(inputs, np.tile(np.arange(k, min(k + step, classes),
+                                                         dtype=np.int32), (count, 1)))
+                   for k in range(0, classes, step)]
+        maps = [np.concatenate([r[0][i] for r in results], axis=1) for i in range(len(inputs))]
+        return (maps, np.concatenate([r[1] for r in results], axis=1),
+                np.concatenate([r[2] for r in results], axis=1))
 
     def __call__(self, inputs: list[np.ndarray], neuron: np.ndarray | None,
                  classes: int | None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
@@ -104,13 +102,3 @@ class Explainer:
         maps = [np.concatenate([p[0][i] for p in pieces]) for i in range(len(inputs))]
         return (maps, np.concatenate([p[1] for p in pieces]).astype(np.int32),
                 np.concatenate([p[2] for p in pieces]).astype(np.float32))
-
-
-def _explains_all(analyzer: Any, inputs: list[np.ndarray]) -> bool:
-    """Whether ``analyzer.explain(x, neuron="all")`` exists (one pass for all neurons)."""
-    probe = [x[:1] for x in inputs]
-    try:
-        e = analyzer.explain(probe[0] if len(probe) == 1 else probe, neuron="all")
-    except (ValueError, TypeError):
-        return False
-    return np.ndim(e.neuron) == 2

@@ -214,7 +214,7 @@ class DatasetSource(Source):
 # ------------------------------------------------------------------- folders
 def image_files(folder: Path) -> list[Path]:
     """The image files under ``folder`` (recursively), sorted by relative path."""
-    from ..cli import IMAGE_SUFFIXES
+    from ..cli.inputs import IMAGE_SUFFIXES
 
     found = [Path(root) / f for root, _, files in os.walk(folder) for f in files
              if Path(f).suffix.lower() in IMAGE_SUFFIXES]
