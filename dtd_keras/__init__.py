@@ -30,6 +30,7 @@ from .errors import DomainError, UnsupportedLayerError
 from .explanation import Explanation
 from .layers import register_layer
 from .presets import PRESETS, create_analyzer
+from .relevance_model import MinMaxDTD
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "UnsupportedLayerError",
+    "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "MinMaxDTD",
+    "UnsupportedLayerError",
     "PRESETS", "create_analyzer", "register_layer", "rules",
 ]
