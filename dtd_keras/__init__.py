@@ -34,11 +34,11 @@ from .relevance_model import MinMaxDTD
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("callbacks", "export", "image")
+_SUBMODULES = ("callbacks", "evaluate", "export", "image")
 
 
 def __getattr__(name: str):
-    """Import the optional submodules (pictures, callbacks, export) on first use."""
+    """Import the optional submodules (pictures, callbacks, export, metrics) on first use."""
     if name in _SUBMODULES:
         import importlib
 
