@@ -77,7 +77,13 @@ class Randomization:
 
 def clone(model: keras.Model) -> keras.Model:
     """A copy of ``model`` with its own variables, holding the same weights."""
-    copy = keras.models.clone_model(model)
+    try:
+        copy = keras.models.clone_model(model)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"randomization works on a clone of model '{model.name}', and Keras cannot clone "
+            f"it: {error}. Register custom layers/constraints with "
+            "@keras.saving.register_keras_serializable") from error
     copy.set_weights(model.get_weights())
     return copy
 
