@@ -69,7 +69,9 @@ class LogitFunction:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         with warnings.catch_warnings():  # only the forward pass is used: no rule warnings
             warnings.simplefilter("ignore")
-            self._analyzer = Gradient(getattr(model, "model", model))
+            if not isinstance(model, keras.Model):  # an analyzer or baseline: its model
+                model = getattr(model, "model", model)
+            self._analyzer = Gradient(model)
         if len(self._analyzer.graph.inputs) != 1:
             raise ValueError("the metrics take single-input models; this model has "
                              f"{len(self._analyzer.graph.inputs)} inputs")
