@@ -376,7 +376,8 @@ def observations(rows: dict[str, dict]) -> list[str]:
         f"period 2, the first convolution's stride): "
         f"{verdict[stride_lrp[1] < stride_dtd[1]].lower()}, from {stride_lrp[1]:.2f} "
         f"({stride_lrp[0]}) for LRP against {stride_dtd[1]:.2f} at best for DTD "
-        f"({stride_dtd[0]}); the grid is plain in the figure.")
+        f"({stride_dtd[0]}), {rows['random']['stride']:.2f} for a random map; the grid "
+        "is plain in the figure.")
     cons = {k: rows[k]["conservation_error"] for k in dtd}
     consistent = {k: rows[k]["share_consistent"] for k in dtd}
     lines.append(
