@@ -32,6 +32,7 @@ _EXPORTS = {
     "register_layer": "layers",
     "PRESETS": "presets", "create_analyzer": "presets",
     "analyze_dataset": "datasets", "load_results": "datasets",
+    "MinMaxDTD": "relevance_model",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .explanation import Explanation
     from .layers import register_layer
     from .presets import PRESETS, create_analyzer
+    from .relevance_model import MinMaxDTD
 
 _backend_checked = False
 
@@ -80,7 +82,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "NumericalError",
-    "UnsupportedLayerError", "PRESETS", "create_analyzer", "register_layer", "rules",
-    "analyze_dataset", "load_results",
+    "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "MinMaxDTD",
+    "NumericalError", "UnsupportedLayerError", "PRESETS", "create_analyzer", "register_layer",
+    "rules", "analyze_dataset", "load_results",
 ]

@@ -157,6 +157,12 @@ class Analyzer:
     def _forward_values(self, inputs: Sequence[Any]) -> dict:
         return forward_values(self._steps, self.graph.inputs, inputs)
 
+    def select_logits(self, inputs: tuple, neuron: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The forward part of :attr:`function` alone (traceable): the chosen neurons
+        (``-1``: the top logit; ``[batch]`` or ``[batch, K]``) and their logits."""
+        logits = self._forward_values(inputs)[self._explained]
+        return select(logits, neuron, output_count(logits, self.output_size))
+
     def _traced_relevance_graph(self, inputs: tuple, neuron: tf.Tensor):
         self.trace_count += 1
         return self._relevance_graph(inputs, neuron)

@@ -33,7 +33,7 @@ import tensorflow as tf
 from .analyzers import DTD, LRP, Analyzer
 from .domains import Box
 from .layers import LayerRelevance
-from .passes import output_count, select, unstack
+from .passes import unstack
 from .rules import W2, AlphaBeta, Epsilon, Flat, Gamma, Rule, ZBox, ZPlus, tile
 
 __all__ = ["PRESETS", "Composite", "Gradient", "InputXGradient", "create_analyzer"]
@@ -59,8 +59,7 @@ class Gradient(Analyzer):
         inputs = tuple(tf.identity(x) for x in inputs)
         with tf.GradientTape() as tape:
             tape.watch(inputs)
-            logits = self._forward_values(inputs)[self._explained]
-            chosen, explained = select(logits, neuron, output_count(logits, self.output_size))
+            chosen, explained = self.select_logits(inputs, neuron)
         grads = tape.gradient(explained, inputs)
         grads = [tf.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
         if self.times_input:

@@ -1,0 +1,34 @@
+"""Measured trust: how faithful and how sane is a heatmap? One module per metric.
+
+=====================  ================================================================
+``summary``            seed section 3 over a dataset: conservation error (mean, max),
+                       share positive, share consistent, negative fraction
+``pixel_flipping``     region perturbation, most relevant first, with AOPC and a random
+                       order alongside (Samek et al. 2017)
+``randomization``      cascading model-parameter randomisation: Spearman / SSIM to the
+                       trained model's maps, top layer first (Adebayo et al. 2018)
+``continuity``         max ‖R(x) − R(x′)‖₁ / ‖x − x′‖₂ over small perturbations
+                       (Montavon et al. 2018)
+``RandomBaseline``     random maps with the analyzers' API (conservative, positive,
+                       meaningless)
+=====================  ================================================================
+
+Every metric returns a frozen object with the numbers, ``to_dict()`` and ``plot()`` (a
+matplotlib Figure), and runs on any analyzer, preset, :class:`~dtd_keras.MinMaxDTD` or
+baseline.
+"""
+
+from __future__ import annotations
+
+from .baseline import RandomBaseline
+from .continuity import Continuity, continuity
+from .pixel_flipping import PixelFlipping, pixel_flipping
+from .randomization import Randomization, randomization, randomize_layer
+from .similarity import spearman, ssim
+from .summary import Summary, summary
+
+__all__ = [
+    "Continuity", "PixelFlipping", "RandomBaseline", "Randomization", "Summary",
+    "continuity", "pixel_flipping", "randomization", "randomize_layer", "spearman", "ssim",
+    "summary",
+]
