@@ -397,3 +397,35 @@ def test_verbose_shows_tensorflows_log_lines(files, tmp_path):
     # what TensorFlow prints on import (e.g. the oneDNN notice) shows with --verbose
     for line in own:
         assert any(line.split("]", 1)[-1] in s for s in shown), (line, shown)
+
+
+def test_large_inputs_go_to_a_resumable_zarr_store(files, tmp_path, capsys, monkeypatch):
+    """--store zarr (automatic above ZARR_ABOVE samples) writes relevance.zarr through
+    dk.analyze_dataset: same numbers as relevance.npy; --resume continues it."""
+    import dtd_keras as dk
+    from dtd_keras.cli import parser
+
+    small, big = tmp_path / "npy", tmp_path / "zarr"
+    assert run(capsys, "explain", files / "tiny.keras", files / "batch.npy", "--out", small)[0] == 0
+    monkeypatch.setattr(parser, "ZARR_ABOVE", 2)  # 3 samples count as large now
+    monkeypatch.setattr("dtd_keras.cli.explain.ZARR_ABOVE", 2)
+    code, stdout, stderr = run(capsys, "explain", files / "tiny.keras", files / "batch.npy",
+                               "--out", big, "-q")
+    assert code == 0, stderr
+    assert not (big / "relevance.npy").exists()
+    results = dk.load_results(big / "relevance.zarr")
+    np.testing.assert_allclose(results.relevance[:], np.load(small / "relevance.npy"),
+                               rtol=1e-5, atol=1e-7)
+    report = json.loads((big / "properties.json").read_text())
+    assert report["relevance"] == "relevance.zarr" and report["n_samples"] == 3
+    assert len(list((big / "heatmaps").glob("*.png"))) == 3
+    # a finished run resumes to the same store; --resume and --overwrite exclude each other
+    code, _, stderr = run(capsys, "explain", files / "tiny.keras", files / "batch.npy",
+                          "--out", big, "--resume", "-q")
+    assert code == 0, stderr
+    code, _, stderr = run(capsys, "explain", files / "tiny.keras", files / "batch.npy",
+                          "--out", big, "--resume", "--overwrite")
+    assert code != 0 and "pass one of them" in stderr
+    code, _, stderr = run(capsys, "explain", files / "tiny.keras", files / "batch.npy",
+                          "--out", small, "--resume")
+    assert code != 0 and "nothing to continue" in stderr

@@ -15,10 +15,12 @@ from .errors import CLIError
 from .inputs import expand_inputs, read_inputs
 from .models import input_shape, load_model
 from .options import check_domain, describe_domain, make_analyzer, parse_domain
+from .parser import ZARR_ABOVE
 
 __all__ = ["cmd_explain", "heatmap_picture", "prepare_out"]
 
 RESULT_FILES = ("relevance.npy", "properties.json")
+STORE = "relevance.zarr"
 _HEATMAP_NAME = re.compile(r"^\d{4,}_.*\.png$")  # heatmaps/0003_digits.png
 
 
@@ -47,23 +49,37 @@ def _safe_stem(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:60] or "input"
 
 
-def prepare_out(out: Path, overwrite: bool, check_only: bool = False) -> None:
+def prepare_out(out: Path, overwrite: bool, check_only: bool = False,
+                resume: bool = False) -> None:
     """Refuse an ``--out`` that is a file, or a folder that is not empty, unless
-    ``overwrite``; with ``overwrite`` (and not ``check_only``) remove the results of an
-    earlier run there (``relevance.npy``, ``properties.json``, ``heatmaps/NNNN_*.png``),
+    ``overwrite`` (or ``resume`` where it holds a relevance.zarr run to continue); with
+    ``overwrite`` (and not ``check_only``) remove the results of an earlier run there
+    (``relevance.npy``, ``relevance.zarr``, ``properties.json``, ``heatmaps/NNNN_*.png``),
     so that none is left stale. Other files are never touched."""
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} is a file; give a folder")
+    if resume:
+        if overwrite:
+            raise CLIError("--resume continues an earlier run, --overwrite replaces it: "
+                           "pass one of them")
+        if not (out / STORE).is_dir():
+            raise CLIError(f"--resume: {out / STORE} does not exist; nothing to continue")
+        return
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not overwrite:
         raise CLIError(f"--out {out} already exists and is not empty; pass --overwrite to "
-                       "replace an earlier result there, or give a new folder")
+                       "replace an earlier result there, --resume to continue an "
+                       "interrupted one, or give a new folder")
     if check_only:
         return
     for name in RESULT_FILES:
         if (out / name).is_file():
             (out / name).unlink()
+    if (out / STORE).is_dir():
+        import shutil
+
+        shutil.rmtree(out / STORE)
     if (out / "heatmaps").is_dir():
         for picture in (out / "heatmaps").iterdir():
             if picture.is_file() and _HEATMAP_NAME.match(picture.name):
@@ -101,16 +117,14 @@ def _explain_batches(analyzer, x: np.ndarray, neuron: int | None, batch_size: in
     return relevance, neurons, logits
 
 
-def _sample_records(relevance, neurons, logits, sources, out: Path, cmap: str) -> list[dict]:
-    """Write one heatmap per sample; their properties.json entries."""
+def _sample_records(relevance, neurons, properties: list[dict], sources, out: Path,
+                    cmap: str) -> list[dict]:
+    """Write one heatmap per sample (``relevance`` may be a lazy array); their
+    properties.json entries."""
     from .. import image
-    from ..explanation import Explanation
 
-    if not sources:
-        return []
-    props = Explanation(relevance, neurons, logits).properties()
     samples = []
-    for i, (source, p) in enumerate(zip(sources, props.to_dicts())):
+    for i, (source, p) in enumerate(zip(sources, properties)):
         picture = Path("heatmaps") / f"{i:04d}_{_safe_stem(source['source'])}.png"
         image.save_png(heatmap_picture(relevance[i], cmap), out / picture)
         samples.append({
@@ -126,6 +140,12 @@ def _sample_records(relevance, neurons, logits, sources, out: Path, cmap: str) -
             "consistent": p["consistent"],
         })
     return samples
+
+
+def _as_dicts(properties: dict[str, np.ndarray]) -> list[dict]:
+    """Per-sample dicts from a store's property columns."""
+    count = len(next(iter(properties.values()))) if properties else 0
+    return [{k: v[i].item() for k, v in properties.items()} for i in range(count)]
 
 
 def _summary(samples: list[dict]) -> dict[str, float | None]:
@@ -148,7 +168,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     pixel_range = _pixel_range(args, domain)
     out = Path(args.out)
-    prepare_out(out, args.overwrite, check_only=True)  # refuse before any work
+    prepare_out(out, args.overwrite, check_only=True, resume=args.resume)  # before any work
     expand_inputs(args.inputs)  # missing inputs fail before the model loads
     model = load_model(args.model, args.unsafe)
     shape = input_shape(model)
@@ -163,22 +183,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
                        f"{size} neurons (0 … {size - 1 if size else '?'})")
 
     count = len(x)
-    if count:
-        relevance, neurons, logits = _explain_batches(analyzer, x, args.neuron,
-                                                      args.batch_size, args.quiet)
-    else:  # nothing to explain: empty results (TensorFlow is not asked about 0 samples)
-        relevance, neurons, logits = x.copy(), np.zeros((0,), np.int64), np.zeros((0,))
+    zarr = args.store == "zarr" or (args.store == "auto" and count > ZARR_ABOVE) or args.resume
+    prepare_out(out, args.overwrite, resume=args.resume)
+    out.mkdir(parents=True, exist_ok=True)
+    if zarr:  # chunks committed as they are explained: a killed run continues (--resume)
+        from ..datasets import analyze_dataset
 
-    prepare_out(out, args.overwrite)
+        results = analyze_dataset(analyzer, x, out / STORE, neuron=args.neuron,
+                                  batch_size=args.batch_size, progress=not args.quiet)
+        relevance, neurons = results.relevance, results.neuron
+        properties = _as_dicts(results.properties)
+    else:
+        from ..explanation import Explanation
+
+        if count:
+            relevance, neurons, logits = _explain_batches(analyzer, x, args.neuron,
+                                                          args.batch_size, args.quiet)
+        else:  # nothing to explain: empty results (TensorFlow is not asked about 0 samples)
+            relevance, neurons, logits = x.copy(), np.zeros((0,), np.int64), np.zeros((0,))
+        np.save(out / "relevance.npy", relevance)
+        properties = Explanation(relevance, neurons, logits).properties().to_dicts()
     (out / "heatmaps").mkdir(parents=True, exist_ok=True)
-    np.save(out / "relevance.npy", relevance)
-    samples = _sample_records(relevance, neurons, logits, sources, out, args.cmap)
+    samples = _sample_records(relevance, neurons, properties, sources, out, args.cmap)
     summary = _summary(samples)
     report = {
         "model": str(args.model), "preset": args.preset, "domain": describe_domain(domain),
         "pixel_range": list(pixel_range) if pixel_range is not None else None,
         "analyzer": repr(analyzer), "input_shape": list(shape[1:]),
-        "relevance": "relevance.npy", "n_samples": count, "summary": summary,
+        "relevance": STORE if zarr else "relevance.npy", "n_samples": count,
+        "summary": summary,
         "samples": samples,
     }
     (out / "properties.json").write_text(json.dumps(report, indent=2) + "\n",
@@ -193,6 +226,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
         else:
             print(f"the inputs hold no samples: nothing to explain (empty results, "
                   f"relevance of shape {relevance.shape})")
-        print(f"wrote {out / 'relevance.npy'}, {out / 'properties.json'} and {count} "
-              f"heatmap(s) in {out / 'heatmaps'}")
+        print(f"wrote {out / (STORE if zarr else 'relevance.npy')}, "
+              f"{out / 'properties.json'} and {count} heatmap(s) in {out / 'heatmaps'}")
     return 0

@@ -68,6 +68,10 @@ def _model_arguments(parser: argparse.ArgumentParser, domain_note: str,
                              "for files you trust")
 
 
+ZARR_ABOVE = 1024
+"""``--store auto`` writes relevance.zarr for more samples than this."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``dtd-keras`` argument parser (subcommands explain, export, demo)."""
     from .. import __version__
@@ -118,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "the only one, or 'x')")
     explain.add_argument("--cmap", default="bwr", choices=("bwr", "cold_hot"),
                          help="heatmap colours (default bwr)")
+    explain.add_argument("--store", default="auto", choices=("auto", "npy", "zarr"),
+                         help="where relevance goes: relevance.npy, or relevance.zarr written "
+                              "by dk.analyze_dataset (chunked, committed as it goes, "
+                              "resumable); auto (default): zarr above "
+                              f"{ZARR_ABOVE} samples")
+    explain.add_argument("--resume", action="store_true",
+                         help="continue an interrupted relevance.zarr run in --out (same "
+                              "command otherwise)")
 
     export = commands.add_parser(
         "export", parents=[common], help="export an explainer as a TensorFlow SavedModel",
