@@ -29,9 +29,10 @@ def digits():
 def mlp(digits):
     x, y = digits
     keras.utils.set_random_seed(1)
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(12, activation="relu"),
-                              keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(4, activation="softmax")])
+    model = keras.Sequential([keras.Input((64,)),  # names fixed: the suite builds many models
+                              keras.layers.Dense(12, activation="relu", name="dense"),
+                              keras.layers.Dense(8, activation="relu", name="dense_1"),
+                              keras.layers.Dense(4, activation="softmax", name="dense_2")])
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x[:500], y[:500], epochs=8, verbose=0)
     return model
@@ -197,9 +198,10 @@ def test_convolutional_layer_and_fit_split(digits):
     images = x.reshape(-1, 8, 8, 1)
     keras.utils.set_random_seed(2)
     model = keras.Sequential([
-        keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.Conv2D(5, 3, strides=2, padding="same", activation="relu"),
-        keras.layers.Flatten(), keras.layers.Dense(4)])
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu", name="conv2d"),
+        keras.layers.Conv2D(5, 3, strides=2, padding="same", activation="relu",
+                            name="conv2d_1"),
+        keras.layers.Flatten(), keras.layers.Dense(4, name="dense")])
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(images[:400], y[:400], epochs=3, verbose=0)
     analyzer = dk.MinMaxDTD(model, input_domain=dk.Box(0, 1), pool_size=2)
