@@ -24,18 +24,22 @@ __all__ = ["check_box_shape", "check_dtype", "diagnose"]
 
 
 def check_dtype(call: Call) -> None:
-    """Refuse a layer that computes or stores its weights in another dtype than float32."""
+    """Refuse a layer whose weights are not float32 or that computes in float64.
+
+    Mixed-precision layers (``mixed_float16``/``mixed_bfloat16``: float32 weights, float16
+    or bfloat16 compute) are explained in float32."""
     policy = getattr(call.operation, "dtype_policy", None)
     if policy is None:
         return
-    for what, dtype in (("computes in", policy.compute_dtype),
-                        ("stores its weights in", policy.variable_dtype)):
-        if dtype is not None and dtype != "float32":
+    for what, dtype, allowed in (
+            ("computes in", policy.compute_dtype, ("float32", "float16", "bfloat16")),
+            ("stores its weights in", policy.variable_dtype, ("float32",))):
+        if dtype is not None and dtype not in allowed:
             raise UnsupportedLayerError(
-                f"layer {call.description} {what} {dtype}; dtd_keras explains float32 models "
-                "(relevance is computed in float32). Rebuild the model with dtype='float32' "
-                "layers, e.g. under keras.config.set_dtype_policy('float32'), and copy the "
-                "weights over")
+                f"layer {call.description} {what} {dtype}; dtd_keras explains models with "
+                "float32 weights (float32 or mixed precision; relevance is computed in "
+                "float32). Rebuild the model with dtype='float32' layers, e.g. under "
+                "keras.config.set_dtype_policy('float32'), and copy the weights over")
 
 
 def check_box_shape(domain: Domain, shape: tuple, name: str) -> None:

@@ -166,6 +166,30 @@ def _times_gradient(tape: tf.GradientTape, z: Tensor, inputs: list[Tensor],
     return tf.add_n([a * g for a, g in zip(inputs, grads) if g is not None])
 
 
+def _times_gradient_copies(group: Group, forward: Callable, kernel: Tensor, x: Tensor,
+                           s: Tensor, copies: Tensor) -> Tensor:
+    """:func:`_times_gradient` for ``copies`` stacked relevance sets ``s`` of the batch
+    ``x``. ``f`` is linear, so its gradient does not depend on the point: the backward
+    pass runs on stand-in zeros of the stacked shape (their forward pass is never
+    computed), and each copy of the gradient is multiplied by the one term input."""
+    inputs, _ = _group_terms(group, lambda a, k, b: a, kernel, None, x, s)
+    stacked = [tf.concat([tf.reshape(copies, [1]) * tf.shape(a)[:1], tf.shape(a)[1:]], 0)
+               for a in inputs]
+    sources = [tf.zeros(shape, a.dtype) for shape, a in zip(stacked, inputs)]
+    with tf.GradientTape() as tape:
+        tape.watch(sources)
+        z = tf.add_n([term.sign * forward(a, term.weight(kernel), None)
+                      for a, term in zip(sources, group.terms)])
+    grads = tape.gradient(z, sources, output_gradients=s)
+    parts = []
+    for a, g in zip(inputs, grads):
+        if g is None:
+            continue
+        per_copy = tf.concat([tf.reshape(copies, [1]), tf.shape(a)], 0)
+        parts.append(tf.reshape(tf.reshape(g, per_copy) * a[None], tf.shape(g)))
+    return tf.add_n(parts)
+
+
 def _row_blocks(kernel: Tensor, rule: Rule) -> list[tuple[int, int]] | None:
     rows, cols = (kernel.shape[0], kernel.shape[1]) if len(kernel.shape) == 2 else (None, None)
     if rows is None or cols is None or rows * cols <= CHUNK_ELEMENTS or not rule.chunkable:
@@ -230,10 +254,12 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
             else:
                 _, z = _group_terms(group, forward, kernel, bias, x, upper)
             s = _divide(upper, rule.stabilize(z), copies)
-            with tf.GradientTape() as tape:
-                inputs, tiled = _group_terms(group, forward, kernel, None, x, s, tape,
-                                             copies=copies)
-            contribution = _times_gradient(tape, tiled, inputs, s)
+            if copies is None:
+                with tf.GradientTape() as tape:
+                    inputs, z = _group_terms(group, forward, kernel, None, x, s, tape)
+                contribution = _times_gradient(tape, z, inputs, s)
+            else:
+                contribution = _times_gradient_copies(group, forward, kernel, x, s, copies)
         if group.coefficient != 1.0:
             contribution = group.coefficient * contribution
         total = contribution if total is None else total + contribution

@@ -133,10 +133,36 @@ def test_box_bounds_with_a_batch_axis_are_refused(cnn):
     assert per_pixel.explain(np.full((1, 8, 8, 1), 0.5)).relevance.shape == (1, 8, 8, 1)
 
 
-def test_float64_layers_are_refused():
+def test_float64_and_float16_weights_are_refused():
     model = keras.Sequential([keras.Input((4,)), L.Dense(3, dtype="float64", name="wide")])
     with pytest.raises(dk.UnsupportedLayerError, match=r"'wide' \(Dense\) computes in float64"):
         dk.DTD(model)
+    model = keras.Sequential([keras.Input((4,)), L.Dense(3, dtype="float16", name="half")])
+    with pytest.raises(dk.UnsupportedLayerError,
+                       match=r"'half' \(Dense\) stores its weights in float16"):
+        dk.DTD(model)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_models_are_explained_in_float32(policy):
+    """float32 weights, low-precision compute: relevance is float32 and exact (DTD
+    conserves to float32 rounding, where the model's own float16 math would not), and the
+    explained logit is the model's up to its rounding."""
+    keras.utils.set_random_seed(5)
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = keras.Sequential([
+            keras.Input((8, 8, 1)), L.Conv2D(6, 3, activation="relu"), L.MaxPooling2D(),
+            L.BatchNormalization(), L.Flatten(), L.Dense(12, activation="relu"),
+            L.Dense(4, dtype="float32")])
+    finally:
+        keras.config.set_dtype_policy("float32")
+    x = np.random.default_rng(6).uniform(size=(3, 8, 8, 1)).astype("float32")
+    e = dk.DTD(model, input_domain=dk.Box(0.0, 1.0)).explain(x)
+    assert e.relevance.dtype == np.float32
+    np.testing.assert_allclose(e.relevance.reshape(3, -1).sum(1), e.explained, rtol=1e-5)
+    assert np.all(e.relevance >= -1e-6 * np.abs(e.explained).max())
+    np.testing.assert_allclose(e.explained, np.asarray(model(x)).max(axis=1), rtol=2e-2)
 
 
 @pytest.mark.parametrize("make", [

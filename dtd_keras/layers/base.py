@@ -25,6 +25,9 @@ from ..rules import Rule, tile
 
 __all__ = ["Identity", "LayerRelevance", "Reindex"]
 
+LOW_PRECISION = ("float16", "bfloat16")
+"""Compute dtypes of mixed-precision layers; the analyzer computes in float32 instead."""
+
 Tensor = Any
 
 
@@ -62,6 +65,10 @@ class LayerRelevance:
         args, kwargs = node.arguments.fill_in(local)
         if getattr(self.layer, "_call_has_training_arg", False):
             kwargs = {**kwargs, "training": False}
+        if getattr(self.layer, "compute_dtype", "float32") in LOW_PRECISION:
+            # mixed precision: Keras would cast the inputs down; relevance is float32, so
+            # the layer's own computation runs on them as they are (its weights stay float32)
+            return list(keras.tree.flatten(self.layer.call(*args, **kwargs)))
         return list(keras.tree.flatten(self.layer(*args, **kwargs)))
 
     def forward_keeping(self, inputs: Sequence[Tensor]) -> tuple[list[Tensor], Any]:
