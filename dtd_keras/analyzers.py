@@ -23,6 +23,7 @@ from .diagnose import check_box_shape, check_dtype, diagnose
 from .domains import POSITIVE, REAL, Box, Domain, as_domain
 from .explanation import Explanation
 from .graph import Call, Graph, walk
+from .inputs import check_inputs
 from .layers import HEAD_ACTIVATIONS, LayerRelevance, activation_name, relevance_for
 from .neurons import parse_neurons
 from .passes import backward, forward_values, output_count, select, top_relevance, unstack
@@ -218,34 +219,9 @@ class Analyzer:
         return int(np.prod(shape[1:], dtype=np.int64))
 
     def check_inputs(self, x: Any) -> list[np.ndarray]:
-        """Validate ``x`` (count, shapes, finiteness, declared domain); float32 arrays."""
-        n = len(self.graph.inputs)
-        items = list(x) if (n > 1 and isinstance(x, (list, tuple))) else [x]
-        if len(items) != n:
-            raise ValueError(f"the model has {n} inputs; pass a list of {n} arrays, "
-                             f"got {len(items)}")
-        arrays = []
-        for i, (key, name, item, domain) in enumerate(zip(
-                self.graph.inputs, self.graph.input_names, items, self.input_domains)):
-            what = f"input {i} ('{name}')"
-            if isinstance(item, tf.Tensor):
-                item = item.numpy()
-            array = np.asarray(item, dtype=np.float32)
-            expected = self.graph.shapes[key]
-            ok = array.ndim == len(expected) and all(
-                e is None or e == a for e, a in zip(expected[1:], array.shape[1:]))
-            if not ok:
-                raise ValueError(f"{what} has shape {array.shape}; the model expects "
-                                 f"{('batch',) + tuple(expected[1:])}")
-            if not np.all(np.isfinite(array)):
-                bad = np.count_nonzero(~np.isfinite(array))
-                raise ValueError(f"{what} contains {bad} NaN or infinite values")
-            domain.check(array, what)
-            arrays.append(array)
-        sizes = {a.shape[0] for a in arrays}
-        if len(sizes) != 1:
-            raise ValueError(f"inputs have different batch sizes: {sorted(sizes)}")
-        return arrays
+        """Validate ``x`` (count, dtype, shapes, finiteness, declared domain); float32
+        arrays, one per model input (:func:`dtd_keras.inputs.check_inputs`)."""
+        return check_inputs(self.graph, self.input_domains, x)
 
     @property
     def concrete_function_many(self):

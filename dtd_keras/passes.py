@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from .rules import tile
+from .propagation import tile
 
 __all__ = ["backward", "forward_values", "output_count", "select", "top_relevance"]
 

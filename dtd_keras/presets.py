@@ -34,7 +34,8 @@ from .analyzers import DTD, LRP, Analyzer
 from .domains import Box
 from .layers import LayerRelevance
 from .passes import unstack
-from .rules import W2, AlphaBeta, Epsilon, Flat, Gamma, Rule, ZBox, ZPlus, tile
+from .propagation import tile
+from .rules import W2, AlphaBeta, Epsilon, Flat, Gamma, Rule, ZBox, ZPlus
 
 __all__ = ["PRESETS", "Composite", "Gradient", "InputXGradient", "create_analyzer"]
 

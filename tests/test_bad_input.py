@@ -213,3 +213,12 @@ def test_the_invariant_checker_catches_another_function(cnn):
     analyzer.model = other
     with pytest.raises(AssertionError, match="computes another function"):
         assert_explains_the_model(analyzer, x, e)
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.ones((1, 8, 8, 1), np.complex64), r"holds complex numbers \(complex64\)"),
+    (np.full((1, 8, 8, 1), "a"), r"holds <U1 values, not numbers"),
+])
+def test_complex_and_non_numeric_inputs_are_refused(cnn, x, message):
+    with pytest.raises(ValueError, match=message):
+        dk.DTD(cnn).explain(x)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import dtd_keras as dk
-from dtd_keras import rules
+from dtd_keras import propagation, rules
 
 D_IN, H1, H2, D_OUT = 6, 5, 4, 3
 
@@ -246,6 +246,9 @@ def test_large_dense_kernels_in_row_blocks_give_the_same_result(mlp, rule, monke
     set_weights(mlp, np.random.default_rng(9))
     x = np.random.default_rng(10).uniform(-1, 2, (3, D_IN)).astype("float32")
     whole = dk.LRP(mlp, rule).analyze(x)
-    monkeypatch.setattr(rules, "CHUNK_ELEMENTS", 8)  # 6×5 → blocks of 2 rows, 5×4 → 2 rows
-    blocks = dk.LRP(mlp, rule).analyze(x)
-    np.testing.assert_allclose(blocks, whole, rtol=1e-5, atol=1e-7)
+    every = dk.LRP(mlp, rule).analyze(x, neuron="all")
+    monkeypatch.setattr(propagation, "CHUNK_ELEMENTS", 8)  # 6×5 → blocks of 2 rows, 5×4 → 2
+    blocked = dk.LRP(mlp, rule)
+    np.testing.assert_allclose(blocked.analyze(x), whole, rtol=1e-5, atol=1e-7)
+    # several neurons per sample share the blocks' denominators too
+    np.testing.assert_allclose(blocked.analyze(x, neuron="all"), every, rtol=1e-5, atol=1e-7)

@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from ..domains import POSITIVE, REAL, Box, Domain
 from ..graph import Call, Graph
-from ..rules import Rule, tile
+from ..propagation import tile
+from ..rules import Rule
 
 __all__ = ["Identity", "LayerRelevance", "Reindex"]
 

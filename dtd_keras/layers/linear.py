@@ -26,7 +26,8 @@ import tensorflow as tf
 from ..domains import POSITIVE, REAL
 from ..errors import UnsupportedLayerError
 from ..graph import Call, Graph
-from ..rules import W2, Epsilon, Z, propagate
+from ..propagation import propagate
+from ..rules import W2, Epsilon, Z
 from .activations import HEAD_ACTIVATIONS, NONNEGATIVE, activation_name, check_activation
 from .base import LayerRelevance, map_domains
 

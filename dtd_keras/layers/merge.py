@@ -28,7 +28,7 @@ import tensorflow as tf
 from ..domains import POSITIVE, REAL
 from ..errors import UnsupportedLayerError
 from ..graph import Call, Graph
-from ..rules import safe_divide
+from ..propagation import safe_divide
 from .activations import activation_name
 from .base import LayerRelevance
 

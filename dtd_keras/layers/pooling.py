@@ -7,7 +7,8 @@ from typing import Any
 import keras
 
 from ..graph import Call, Graph
-from ..rules import Z, propagate
+from ..propagation import propagate
+from ..rules import Z
 from .base import LayerRelevance, Reindex
 
 __all__ = ["ProportionalPool", "max_pool_relevance"]

@@ -7,7 +7,7 @@ from typing import Any
 import tensorflow as tf
 
 from ..layers.base import LayerRelevance
-from ..rules import propagate, safe_divide, tile
+from ..propagation import propagate, safe_divide, tile
 
 __all__ = ["ContextRecorder", "ModelledStep"]
 

@@ -1,0 +1,52 @@
+"""Checking what users pass as model inputs: count, dtype, shape, finiteness, domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_inputs"]
+
+
+def _as_float32(item: Any, what: str) -> np.ndarray:
+    if hasattr(item, "numpy") and not isinstance(item, np.ndarray):
+        item = item.numpy()  # a tf.Tensor
+    array = np.asarray(item)
+    if np.iscomplexobj(array):
+        raise ValueError(f"{what} holds complex numbers ({array.dtype}); models take real "
+                         "numbers: pass its real part (x.real) or magnitude (np.abs(x))")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{what} holds {array.dtype} values, not numbers")
+    return array.astype(np.float32, copy=False)
+
+
+def check_inputs(graph: Any, domains: Sequence[Any], x: Any) -> list[np.ndarray]:
+    """``x`` validated against the model ``graph`` and the declared ``domains``: one
+    float32 array per model input. Errors name the input and what is wrong."""
+    n = len(graph.inputs)
+    items = list(x) if (n > 1 and isinstance(x, (list, tuple))) else [x]
+    if len(items) != n:
+        raise ValueError(f"the model has {n} inputs; pass a list of {n} arrays, "
+                         f"got {len(items)}")
+    arrays = []
+    for i, (key, name, item, domain) in enumerate(zip(graph.inputs, graph.input_names, items,
+                                                     domains)):
+        what = f"input {i} ('{name}')"
+        array = _as_float32(item, what)
+        expected = graph.shapes[key]
+        ok = array.ndim == len(expected) and all(
+            e is None or e == a for e, a in zip(expected[1:], array.shape[1:]))
+        if not ok:
+            raise ValueError(f"{what} has shape {array.shape}; the model expects "
+                             f"{('batch',) + tuple(expected[1:])}")
+        if not np.all(np.isfinite(array)):
+            bad = np.count_nonzero(~np.isfinite(array))
+            raise ValueError(f"{what} contains {bad} NaN or infinite values")
+        domain.check(array, what)
+        arrays.append(array)
+    sizes = {a.shape[0] for a in arrays}
+    if len(sizes) != 1:
+        raise ValueError(f"inputs have different batch sizes: {sorted(sizes)}")
+    return arrays
