@@ -38,7 +38,23 @@ def forward_values(steps: Steps, input_keys: Sequence[int], inputs: Sequence[Ten
         values.update(zip(step.call.outputs, outputs))
         if kept is not None:
             values[_kept(step)] = kept
+            if getattr(step, "activation", None) == "relu" and len(outputs) == 1:
+                values[_relu_of(step.call.outputs[0])] = kept
     return values
+
+
+def _relu_of(key: int) -> tuple[str, int]:
+    return ("relu of", key)
+
+
+def _late(values: dict, key: int, after: Sequence[Tensor]) -> Tensor:
+    """The value of ``key`` for the relevance pass. A ReLU output is recomputed from the
+    kept pre-activation once the upper relevance exists, so that only the pre-activation
+    (which ε needs anyway) stays alive between the passes, not both."""
+    if _relu_of(key) not in values:
+        return values[key]
+    with tf.control_dependencies(list(after)):
+        return tf.nn.relu(values[_relu_of(key)])
 
 
 def output_count(logits: Tensor, size: int | None) -> Tensor:
@@ -89,8 +105,8 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         if all(r is None for r in upper):
             continue
         upper = [zeros(k) if r is None else r for k, r in zip(call.outputs, upper)]
-        inputs = [values[k] for k in call.inputs]
-        outputs = [values[k] for k in call.outputs]
+        inputs = [_late(values, k, upper) for k in call.inputs]
+        outputs = [_late(values, k, upper) for k in call.outputs]
         kept = values.get(_kept(step))
         extra = {} if kept is None else {"kept": kept}
         if copies is None:
