@@ -79,6 +79,23 @@ def test_summary_runs_an_analyzer_over_a_dataset_in_batches(linear):
         ev.summary(dk.DTD(linear), x, rtol=-1)
 
 
+def test_summary_reads_a_results_store(mlp, tmp_path):
+    """dk.load_results(...) feeds summary: its stored properties, or recomputed from its
+    relevance for another rtol; the same numbers as summarizing the analyzer directly."""
+    model, x = mlp
+    analyzer = dk.LRP(model, dk.rules.Epsilon(0.1))
+    results = dk.analyze_dataset(analyzer, x, tmp_path / "store.zarr", chunk_size=16,
+                                 progress=False)
+    for rtol in (1e-4, 0.3):
+        direct = ev.summary(analyzer, x, rtol=rtol).to_dict()
+        stored = ev.summary(dk.load_results(tmp_path / "store.zarr"), rtol=rtol).to_dict()
+        assert stored.keys() == direct.keys()
+        for key, value in direct.items():
+            assert stored[key] == pytest.approx(value, rel=1e-4, abs=1e-7), key
+    assert ev.summary(results).count == len(x)
+    assert 0 < ev.summary(results, rtol=0.3).share_consistent  # ε loses a little: rtol matters
+
+
 # --------------------------------------------------------------------------- pixel flipping
 
 

@@ -74,13 +74,17 @@ def summary(source: Any, x: Any = None, *, neuron: Any = None, rtol: float = 1e-
             batch_size: int = 256) -> Summary:
     """Seed section 3 over a dataset.
 
-    ``source`` is an :class:`~dtd_keras.Explanation`, a sequence of them, or an analyzer
-    (any preset, :class:`~dtd_keras.MinMaxDTD`, a baseline) that explains ``x`` in
-    batches of ``batch_size`` (``neuron`` as in ``analyze``). ``rtol`` is the tolerance
+    ``source`` is an :class:`~dtd_keras.Explanation`, a sequence of them, a finished
+    results store (:func:`dtd_keras.load_results`: its stored properties, recomputed from
+    its relevance a block at a time if it used another ``rtol``), or an analyzer (any
+    preset, :class:`~dtd_keras.MinMaxDTD`, a baseline) that explains ``x`` in batches of
+    ``batch_size`` (``neuron`` as in ``analyze``). ``rtol`` is the tolerance
     of the positive and consistent tests (see :class:`Summary`).
     """
     if not (np.isfinite(rtol) and rtol >= 0):
         raise ValueError(f"rtol must be a finite number >= 0, got {rtol!r}")
+    if hasattr(source, "properties") and hasattr(source, "done"):  # dk.load_results(...)
+        return _aggregate(_stored_properties(source, rtol, batch_size), rtol)
     if isinstance(source, Explanation):
         explanation = source
     elif isinstance(source, (list, tuple)) and source and all(
@@ -100,10 +104,36 @@ def summary(source: Any, x: Any = None, *, neuron: Any = None, rtol: float = 1e-
     if np.any(np.isnan(explanation.explained)):
         raise ValueError("these explanations carry no explained logit (NaN), so "
                          "conservation cannot be measured; use an analyzer's explain()")
-    props = explanation.properties(rtol)
+    return _aggregate(explanation.properties(rtol), rtol)
+
+
+def _stored_properties(results: Any, rtol: float, batch_size: int) -> Properties:
+    """The properties of a results store (:func:`dtd_keras.load_results`): as stored when
+    the run used this ``rtol``, else recomputed from its relevance, a block at a time."""
+    done = np.asarray(results.done, bool)
+    if not done.all():
+        raise ValueError(f"the results store holds {int(done.sum())} of {len(done)} finished "
+                         "samples; summarize a finished run")
+    stored = results.metadata.get("identity", {}).get("arguments", {}).get("rtol")
+    if stored is not None and float(stored) == float(rtol):
+        return Properties(**results.properties)
+    parts = []
+    maps = results.relevance if isinstance(results.relevance, list) else [results.relevance]
+    for start in range(0, len(done), batch_size):
+        part = slice(start, start + batch_size)
+        block = [np.asarray(m[part]) for m in maps]
+        parts.append(Explanation(block if len(block) > 1 else block[0], results.neuron[part],
+                                 results.logit[part]).properties(rtol))
+    return Properties(*(np.concatenate([getattr(p, f) for p in parts])
+                        for f in vars(parts[0])))
+
+
+def _aggregate(props: Properties, rtol: float) -> Summary:
+    if props.total.size == 0:
+        raise ValueError("summary needs at least one explanation")
     error = np.abs(props.relative_error)
     return Summary(
-        count=int(len(error)), rtol=float(rtol),
+        count=int(error.size), rtol=float(rtol),
         mean_conservation_error=float(error.mean()),
         max_conservation_error=float(error.max()),
         share_positive=float(props.positive.mean()),
