@@ -70,7 +70,9 @@ class Group:
 
     ``where`` (None: every neuron) restricts the group to the output neurons whose plain
     pre-activation ``z_j = f(x; W)_j + b_j`` satisfies it (``"positive"``: z_j > 0,
-    ``"negative"``: z_j < 0); the other neurons pass no relevance through this group.
+    ``"negative"``: z_j < 0, ``"vanishing"``: |z_j| below the smallest normal float32,
+    ``"nonvanishing"``: the others); the other neurons pass no relevance through this
+    group.
     """
 
     terms: tuple[Term, ...]
@@ -256,4 +258,5 @@ def _propagate_blocks(group: Group, rule: Rule, forward: Callable, kernel: Tenso
     return tf.concat(pieces, axis=-1)
 
 
-_SIDES = {"positive": lambda z: z > 0, "negative": lambda z: z < 0}
+_SIDES = {"positive": lambda z: z > 0, "negative": lambda z: z < 0,
+          "vanishing": lambda z: tf.abs(z) < TINY, "nonvanishing": lambda z: tf.abs(z) >= TINY}

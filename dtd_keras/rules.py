@@ -32,7 +32,7 @@ from .propagation import (  # noqa: F401  (re-exported: the rules' shared abstra
     tile,
 )
 
-__all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Rule", "W2", "Z", "ZBox", "ZPlus"]
+__all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Rule", "W2", "Z", "ZBox", "ZFlat", "ZPlus"]
 
 Tensor = Any
 
@@ -295,4 +295,20 @@ class Flat(Rule):
     def groups(self, domain: Any) -> Sequence[Group]:
         return (Group((Term(input=_ones, weight=_ones),)),)
 
+
+@dataclass(frozen=True)
+class ZFlat(Rule):
+    r"""The z-rule, and the flat rule where it has nothing to divide by.
+
+    :math:`R_i = \sum_j \frac{z_{ij}}{\sum_i z_{ij}} R_j` for the neurons with
+    :math:`\sum_i z_{ij} \neq 0`; a neuron whose inputs sum to 0 (an all-zero pooling
+    window) splits its relevance evenly over its inputs instead of losing it. Bias left
+    out: conservative. LRP uses it at average pools (zennit's ``Norm``, without the loss
+    at empty windows, which input-independent rules above such as w² and flat send
+    relevance to).
+    """
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        return (Group((Term(),), where="nonvanishing"),
+                Group((Term(input=_ones, weight=_ones),), where="vanishing"))
 

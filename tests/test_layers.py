@@ -349,11 +349,11 @@ def test_explicit_zero_padding_is_folded_like_same_padding(rule):
 
 
 def test_lrp_splits_average_pools_proportionally_whatever_the_rule():
-    """αβ on all-positive pool weights would scale relevance by α: LRP uses z there."""
+    """αβ on all-positive pool weights would scale relevance by α: LRP uses z (ZFlat)."""
     model = keras.Sequential([keras.Input((4, 4, 1)), L.AveragePooling2D(2, name="pool"),
                               L.Flatten(), L.Dense(2, use_bias=False, name="top")])
     analyzer = dk.LRP(model, rules.AlphaBeta(2, 1), layer_rules={"top": rules.Z()})
-    assert analyzer.rules["pool"] == rules.Z()
+    assert analyzer.rules["pool"] == rules.ZFlat()
     assert dk.DTD(model, input_domain="positive").rules["pool"] == rules.ZPlus()
     x = np.random.default_rng(16).uniform(0.1, 1, (2, 4, 4, 1)).astype("float32")
     e = analyzer.explain(x)  # z at the top conserves; so must the pool (αβ there: 2×)
@@ -390,7 +390,7 @@ def test_lrp_splits_average_pools_with_the_z_rule(pool, rule, spec):
     model = keras.Sequential([keras.Input((4, 4, 2)), POOLS[pool](), L.Flatten()])
     x = np.random.default_rng(3).uniform(0.01, 0.02, (2, 4, 4, 2)).astype("float32")
     analyzer = dk.LRP(model, rule=rule)
-    assert analyzer.rules["pool"] == rules.Z()
+    assert analyzer.rules["pool"] == rules.ZFlat()
     e = analyzer.explain(x, neuron=1)
     size = 4 if pool == "global" else 2  # window side
     window = x[:, :size, :size, 1]  # neuron 1: channel 1 of the first window
@@ -420,3 +420,22 @@ def test_dtd_passes_relevance_through_a_standalone_batchnorm():
     upper = ref.w2(top, np.eye(3)[e.neuron[0]] * e.explained[0])
     hidden = ref.w2(model.get_layer("hidden").get_weights()[0], upper)
     np.testing.assert_allclose(e.relevance[0], hidden, rtol=1e-5, atol=1e-7)
+
+
+def test_lrp_average_pool_splits_an_all_zero_window_evenly():
+    """ZFlat at an average pool: a window whose inputs are all zero (a dead channel) gets
+    relevance from input-independent rules above (w²); it is split evenly, not lost."""
+    model = keras.Sequential([keras.Input((3, 3, 2)), L.GlobalAveragePooling2D(name="pool"),
+                              L.Dense(2, name="top")])
+    randomize(model, np.random.default_rng(7))
+    x = np.random.default_rng(8).uniform(0.5, 1.0, (1, 3, 3, 2)).astype("float32")
+    x[..., 1] = 0.0  # channel 1: an all-zero window
+    e = dk.LRP(model, rule=rules.W2()).explain(x, neuron=0)
+    top = model.get_layer("top").get_weights()[0].astype(np.float64)
+    upper = ref.w2(top, np.array([e.explained[0], 0.0]))  # relevance of the two channels
+    np.testing.assert_allclose(e.relevance[0, ..., 1], np.full((3, 3), upper[1] / 9),
+                               rtol=1e-5)
+    window = x[0, ..., 0]
+    np.testing.assert_allclose(e.relevance[0, ..., 0], window / window.sum() * upper[0],
+                               rtol=1e-5)
+    np.testing.assert_allclose(e.relevance.sum(), e.explained[0], rtol=1e-5)

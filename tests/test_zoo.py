@@ -329,8 +329,8 @@ def balances(analyzer: dk.Analyzer, x: np.ndarray) -> tuple[list[Balance], np.nd
     found: list[Balance] = []
 
     def recorder(step, original):
-        def relevance(inputs, outputs, upper, rule=None):
-            lower = original(inputs, outputs, upper, rule)
+        def relevance(inputs, outputs, upper, rule=None, **kept):
+            lower = original(inputs, outputs, upper, rule, **kept)
             predicted = vanished = None
             if isinstance(step, Linear) and rule is not None:
                 predicted, vanished = predicted_change(step, rule, inputs[0], upper[0])

@@ -27,7 +27,7 @@ from ..domains import POSITIVE, REAL
 from ..errors import UnsupportedLayerError
 from ..graph import Call, Graph
 from ..propagation import propagate
-from ..rules import W2, Epsilon, Z
+from ..rules import W2, Epsilon, ZFlat
 from .activations import HEAD_ACTIVATIONS, NONNEGATIVE, activation_name, check_activation
 from .base import LayerRelevance, map_domains
 
@@ -241,14 +241,16 @@ class AveragePool(Linear):
     window weights ``1/n``: z⁺ and z coincide, w² and flat split evenly. DTD picks the
     rule by input domain. LRP splits it with the z-rule whatever its rule (like zennit's
     ``Norm``): a pooling layer has no bias to absorb relevance, ε would lose some (half
-    of it through a global pool of values near ε) and αβ would scale it by α.
+    of it through a global pool of values near ε) and αβ would scale it by α; a window
+    whose inputs are all zero splits evenly (:class:`~dtd_keras.rules.ZFlat`), so what
+    input-independent rules above (w², flat) send there is not lost.
     ``layer_rules`` and ``input_rule`` still override.
     """
 
     keeps_input_space = True
 
     def adapt_rule(self, rule):
-        return Z()
+        return ZFlat()
 
     def raw_weights(self):
         return tf.constant(1.0), None
