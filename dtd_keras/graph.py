@@ -185,5 +185,10 @@ def walk(model: Any, output: int | str | None = None) -> Graph:
     kept.reverse()
 
 
-    names = [getattr(t, "name", f"input_{i}") for i, t in enumerate(functional.inputs)]
+    def input_name(i: int, tensor: Any) -> str:  # the Input layer's name, as users gave it
+        history = getattr(tensor, "_keras_history", None)
+        layer = getattr(history, "operation", None)
+        return getattr(layer, "name", None) or getattr(tensor, "name", f"input_{i}")
+
+    names = [input_name(i, t) for i, t in enumerate(functional.inputs)]
     return Graph(list(input_keys), names, outputs[output], kept, shapes, output)
