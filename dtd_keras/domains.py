@@ -70,12 +70,17 @@ POSITIVE: Domain = _Positive()
 """ℝᵈ₊: non-negative inputs, e.g. every tensor after a ReLU (z⁺-rule)."""
 
 
+BOX_LIMIT = 1e30
+"""The largest box bound magnitude: zᴮ's sums and quotients stay within float32 below it."""
+
+
 @dataclass(frozen=True, eq=False)
 class Box(Domain):
     """The box ``[low, high]`` (zᴮ-rule), e.g. pixels in ``Box(0.0, 1.0)``.
 
     ``low`` and ``high`` are scalars or arrays broadcastable to one sample's shape
-    (no batch axis), with ``low <= high`` everywhere.
+    (no batch axis), finite and within ±1e30, with ``low <= high`` everywhere and
+    ``low < high`` somewhere.
     """
 
     low: Any
@@ -93,6 +98,13 @@ class Box(Domain):
             ) from None
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
             raise ValueError("Box bounds must be finite")
+        largest = float(max(np.abs(low).max(initial=0.0), np.abs(high).max(initial=0.0)))
+        if largest > float(np.float32(BOX_LIMIT)):
+            raise ValueError(
+                f"Box bounds reach {largest:.3g}; bounds beyond ±{BOX_LIMIT:g} make the "
+                "zᴮ-rule's float32 sums overflow or its quotients underflow to zero (every "
+                "relevance lost). Declare the range your inputs can really take, or 'real' "
+                "(w²-rule) for unbounded inputs")
         if np.any(low > high):
             raise ValueError(
                 f"Box needs low <= high everywhere; low exceeds high by up to "
