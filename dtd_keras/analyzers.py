@@ -18,13 +18,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .canonizers import canonize
+from .canonizers import canonize, strip_head
 from .diagnose import check_box_shape, check_dtype, diagnose
 from .domains import POSITIVE, REAL, Box, Domain, as_domain
 from .explanation import Explanation
 from .graph import Call, Graph, walk
 from .inputs import check_inputs
-from .layers import HEAD_ACTIVATIONS, LayerRelevance, activation_name, relevance_for
+from .layers import LayerRelevance, relevance_for
 from .neurons import parse_neurons
 from .passes import backward, forward_values, output_count, select, top_relevance, unstack
 from .rules import W2, Epsilon, Rule, ZBox, ZPlus
@@ -35,15 +35,6 @@ MAX_POOL_MODES = ("winner", "proportional")
 MANY_NEURONS_BUDGET = 1 << 28
 """Float32 activation copies (1 GiB) one call may hold when explaining many neurons."""
 ADD_MODES = ("proportional", "positive")
-
-
-def _strippable_head(call: Call) -> bool:
-    """A softmax/sigmoid layer whose input is the logit we explain."""
-    layer = call.operation
-    if isinstance(layer, keras.layers.Softmax):
-        return True
-    return isinstance(layer, keras.layers.Activation) and (
-        activation_name(layer.activation) in HEAD_ACTIVATIONS)
 
 
 class Analyzer:
@@ -100,21 +91,9 @@ class Analyzer:
     def _build(self) -> None:
         graph = self.graph
         calls = canonize(graph, list(graph.calls))
-        self._explained = graph.output
-
-        def producer_of(key: int) -> Call | None:
-            return next((c for c in calls if key in c.outputs), None)
-
-        head = producer_of(graph.output)
-        self._heads: list = []  # the stripped softmax/sigmoid, applied by predict()
-        if head is not None and _strippable_head(head):
-            calls.remove(head)
-            self._heads.append(head.operation)
-            self._explained = head.inputs[0]
-            head = producer_of(self._explained)
-        if head is not None and getattr(head.operation, "activation", None) is not None and (
-                activation_name(head.operation.activation) in HEAD_ACTIVATIONS):
-            self._heads.insert(0, head.operation.activation)  # fused into the last layer
+        # the explained logit, below a softmax/sigmoid head (applied again by predict())
+        calls, self._explained, self._heads = strip_head(calls, graph.output)
+        head = next((c for c in calls if self._explained in c.outputs), None)
 
         self.input_domains = self._input_domains()
         for key, name, domain in zip(graph.inputs, graph.input_names, self.input_domains):

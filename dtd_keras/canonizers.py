@@ -14,6 +14,9 @@ whose output nothing else reads, normalising that layer's channel axis) into tha
 into that layer, which then pads its own input, as a conv's ``padding="same"`` does:
 the padded zeros are constants, not inputs, so no rule hands them relevance (the w² and
 flat rules otherwise would, and the padding would drop it).
+
+:func:`strip_head` takes a softmax/sigmoid off the model's output: relevance explains the
+logit below it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import keras
 
 from .graph import Call, Graph
 
-__all__ = ["canonize", "fold_batchnorm", "fold_padding"]
+__all__ = ["canonize", "fold_batchnorm", "fold_padding", "strip_head"]
 
 FOLDABLE = tuple(getattr(keras.layers, n) for n in (
     "Dense", "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
@@ -99,3 +102,37 @@ def fold_padding(graph: Graph, calls: list[Call]) -> list[Call]:
 def canonize(graph: Graph, calls: list[Call]) -> list[Call]:
     """All canonizers, in order: BatchNorm folding, then padding folding."""
     return fold_padding(graph, fold_batchnorm(graph, calls))
+
+
+def _head_layer(call: Call) -> bool:
+    """A softmax/sigmoid layer (not fused into another layer)."""
+    from .layers import HEAD_ACTIVATIONS, activation_name
+
+    layer = call.operation
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    return isinstance(layer, keras.layers.Activation) and (
+        activation_name(layer.activation) in HEAD_ACTIVATIONS)
+
+
+def strip_head(calls: list[Call], output: int) -> tuple[list[Call], int, list]:
+    """``(calls, explained, heads)``: ``calls`` without a softmax/sigmoid layer producing
+    ``output``, the tensor whose value is explained (the logit below it) and the stripped
+    head functions in order (a softmax/sigmoid fused into the last layer as its
+    ``activation`` first; that layer itself computes the logit when it is the head)."""
+    from .layers import HEAD_ACTIVATIONS, activation_name
+
+    def producer_of(key: int) -> Call | None:
+        return next((c for c in calls if key in c.outputs), None)
+
+    calls, explained, heads = list(calls), output, []
+    head = producer_of(output)
+    if head is not None and _head_layer(head):
+        calls.remove(head)
+        heads.append(head.operation)
+        explained = head.inputs[0]
+        head = producer_of(explained)
+    activation = getattr(head.operation, "activation", None) if head is not None else None
+    if activation is not None and activation_name(activation) in HEAD_ACTIVATIONS:
+        heads.insert(0, activation)
+    return calls, explained, heads
