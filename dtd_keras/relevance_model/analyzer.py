@@ -15,9 +15,9 @@ from ..analyzers import DTD
 from ..domains import REAL, Box, as_domain
 from ..explanation import Explanation
 from ..layers.base import LayerRelevance
-from ..layers.linear import ConvLinear, DenseLinear
 from ..neurons import parse_neurons
 from .layer import MinMaxRelevance, NotFittedError, r_squared, rms
+from .placement import check_layer, context_size, default_layers, make_model, upper_step
 from .steps import ContextRecorder, ModelledStep
 
 __all__ = ["MinMaxDTD"]
@@ -25,10 +25,6 @@ __all__ = ["MinMaxDTD"]
 Tensor = Any
 FORMAT_VERSION = 1
 REDISTRIBUTE = ("model", "incoming")
-
-
-def _context_size(shape: Sequence[Any]) -> int:
-    return int(np.prod(shape[1:], dtype=np.int64))
 
 
 def _domain_config(domain: Any) -> Any:
@@ -113,8 +109,8 @@ class MinMaxDTD(DTD):
         def consumers(key: int) -> list[LayerRelevance]:
             return [s for s in steps if key in s.call.inputs]
 
-        names = self._requested if self._requested is not None else self._default_layers(
-            producers)
+        names = (self._requested if self._requested is not None
+                 else default_layers(producers, self._explained))
         if not names:
             raise ValueError("MinMaxDTD needs a hidden Dense/Conv layer with ReLU below the "
                              "output layer; this model has none")
@@ -128,12 +124,13 @@ class MinMaxDTD(DTD):
         above: dict[int, list[str]] = {}
         for i, name in enumerate(self.layers):
             step = by_name[name]
-            self._check_layer(step)
-            upper = self._upper_step(step, consumers)
+            check_layer(step)
+            upper = upper_step(step, consumers)
             above.setdefault(id(upper), []).append(name)
             wrap[id(upper)] = upper
-            context = _context_size(self.graph.shapes[upper.call.outputs[0]])
-            self.relevance_models[name] = self._make_model(step, context, self.seed + 2 * i)
+            context = context_size(self.graph.shapes[upper.call.outputs[0]])
+            self.relevance_models[name] = make_model(step, self.graph.shapes, context,
+                                                     self.pool_size, self.seed + 2 * i)
         new_steps = []
         for step, rule in self._steps:
             wrapped: Any = step
@@ -143,72 +140,6 @@ class MinMaxDTD(DTD):
                 wrapped = ContextRecorder(wrapped, self, above[id(step)])
             new_steps.append((wrapped, rule))
         self._steps = new_steps
-
-    def _default_layers(self, producers: dict[int, LayerRelevance]) -> list[str]:
-        """The rule-taking layers feeding the top rule-taking layer through non-rule steps."""
-        head = producers.get(self._explained)
-        while head is not None and not head.needs_rule:
-            head = producers.get(head.call.inputs[0]) if head.call.inputs else None
-        if head is None:
-            return []
-        found, frontier = [], list(head.call.inputs)
-        while frontier:
-            step = producers.get(frontier.pop())
-            if step is None:
-                continue
-            if step.needs_rule:
-                found.append(step.call.name)
-            else:
-                frontier.extend(step.call.inputs)
-        return found[::-1]
-
-    @staticmethod
-    def _check_layer(step: LayerRelevance) -> None:
-        what = step.call.description
-        if type(step) not in (DenseLinear, ConvLinear):
-            raise ValueError(f"MinMaxDTD models Dense and Conv layers; {what} is not one")
-        if getattr(step, "activation", None) != "relu":
-            raise ValueError(f"MinMaxDTD models ReLU neurons; {what} has activation "
-                             f"{getattr(step, 'activation', None)!r}")
-        layer = step.layer
-        if isinstance(step, ConvLinear):
-            if layer.data_format != "channels_last" or layer.groups != 1 or \
-                    layer.padding == "causal":
-                raise ValueError(f"MinMaxDTD supports channels_last, ungrouped, non-causal "
-                                 f"convolutions; {what} is not one")
-
-    @staticmethod
-    def _upper_step(step: LayerRelevance, consumers: Any) -> LayerRelevance:
-        key, current = step.call.outputs[0], step
-        while True:
-            readers = consumers(key)
-            if len(readers) != 1:
-                raise ValueError(
-                    f"MinMaxDTD needs one path from {current.call.description} to the next "
-                    f"Dense/Conv layer above (for the context relevance); its output is read "
-                    f"by {len(readers)} layers")
-            current = readers[0]
-            if current.needs_rule:
-                return current
-            key = current.call.outputs[0]
-
-    def _make_model(self, step: LayerRelevance, context: int, seed: int) -> MinMaxRelevance:
-        layer = step.layer
-        shape = self.graph.shapes[step.call.inputs[0]][1:]
-        out_shape = self.graph.shapes[step.call.outputs[0]][1:]
-        if isinstance(step, DenseLinear):
-            if len(shape) != 1:
-                raise ValueError(f"MinMaxDTD models Dense layers on flat inputs; "
-                                 f"{step.call.description} reads shape {shape}")
-            return MinMaxRelevance("dense", out_shape[-1], shape, context, out_shape,
-                                   self.pool_size, seed=seed, name=f"minmax_{layer.name}")
-        if step.padding is not None:
-            shape = tuple(step.padding.compute_output_shape((None, *shape))[1:])
-        conv = {"strides": list(layer.strides), "padding": layer.padding,
-                "dilation_rate": list(layer.dilation_rate)}
-        return MinMaxRelevance("conv", out_shape[-1], shape, context, out_shape,
-                               self.pool_size, kernel_size=layer.kernel_size, conv=conv, seed=seed,
-                               name=f"minmax_{layer.name}")
 
     # ------------------------------------------------------------------ computing
     def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None):
@@ -342,7 +273,7 @@ class MinMaxDTD(DTD):
             raise NotFittedError("MinMaxDTD has no fitted relevance models: call .fit(x) "
                                  "first, or MinMaxDTD.load(path, model)")
 
-    def explain(self, x: Any, neuron: int | Sequence[int] | None = None) -> Explanation:
+    def explain(self, x: Any, neuron: Any = None, **options: Any) -> Explanation:
         """Relevance through the fitted relevance models (see :class:`DTD.explain`).
 
         ``explained`` is the model's logit; the maps sum to the relevance models'
@@ -350,7 +281,7 @@ class MinMaxDTD(DTD):
         ``properties()`` reports the fit error as conservation error.
         """
         self._require_fitted()
-        return super().explain(x, neuron)
+        return super().explain(x, neuron, **options)
 
     def export(self, path: Any, *, overwrite: bool = False) -> Any:
         self._require_fitted()
