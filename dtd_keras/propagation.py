@@ -69,10 +69,10 @@ class Group:
     """Terms sharing one denominator; the group's relevance is scaled by ``coefficient``.
 
     ``where`` (None: every neuron) restricts the group to the output neurons whose plain
-    pre-activation ``z_j = f(x; W)_j + b_j`` satisfies it (``"positive"``: z_j > 0,
-    ``"negative"``: z_j < 0, ``"vanishing"``: |z_j| below the smallest normal float32,
-    ``"nonvanishing"``: the others); the other neurons pass no relevance through this
-    group.
+    pre-activation satisfies it: ``"positive"`` / ``"negative"``: ``z_j = f(x; W)_j + b_j``
+    is > 0 / < 0 (γ); ``"vanishing"`` / ``"nonvanishing"``: ``Σ_i x_i w_ij`` (no bias: the
+    z-rule's denominator) is / is not below the smallest normal float32 (ZFlat). The other
+    neurons pass no relevance through this group.
     """
 
     terms: tuple[Term, ...]
@@ -199,14 +199,15 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
     """
     blocks = _row_blocks(kernel, rule) if row_separable else None
     reuse = preactivation is not None and rule.plain
-    total, plain = None, preactivation
+    total, plain = None, {True: preactivation, False: None}  # with / without the bias
     for group in rule.groups(domain):
         upper = relevance
         if group.where is not None:
-            if plain is None:  # the layer's own pre-activation, bias included
+            with_bias, test = _SIDES[group.where]
+            if plain[with_bias] is None:  # the layer's own Σ_i x_i w_ij (+ b_j)
                 with tf.control_dependencies([relevance]):
-                    plain = forward(x, kernel, bias)
-            side = _SIDES[group.where](plain)
+                    plain[with_bias] = forward(x, kernel, bias if with_bias else None)
+            side = test(plain[with_bias])
             if copies is not None:
                 side = tile(side, copies)
             upper = tf.where(side, relevance, tf.zeros_like(relevance))
@@ -258,5 +259,8 @@ def _propagate_blocks(group: Group, rule: Rule, forward: Callable, kernel: Tenso
     return tf.concat(pieces, axis=-1)
 
 
-_SIDES = {"positive": lambda z: z > 0, "negative": lambda z: z < 0,
-          "vanishing": lambda z: tf.abs(z) < TINY, "nonvanishing": lambda z: tf.abs(z) >= TINY}
+_SIDES = {  # where-name: (tested on z_j with the bias?, test)
+    "positive": (True, lambda z: z > 0), "negative": (True, lambda z: z < 0),
+    "vanishing": (False, lambda z: tf.abs(z) < TINY),
+    "nonvanishing": (False, lambda z: tf.abs(z) >= TINY),
+}

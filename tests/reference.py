@@ -34,6 +34,7 @@ __all__ = [
     "alphabeta",
     "gamma",
     "flat",
+    "zflat",
     "apply_rule",
     "conv_as_matrix",
     "pool_windows",
@@ -200,6 +201,17 @@ def flat(M, R):
     return M @ safe_div(R, M.sum(axis=0))
 
 
+def zflat(W, X, R, M):
+    """z-rule where sum_i x_i w_ij != 0, else the flat rule over j's inputs (mask M):
+    R_i = sum_j [s_j != 0] z_ij / s_j R_j + [s_j == 0] M_ij / sum_i M_ij R_j."""
+    W, X, R, M = _f64(W, X, R, M)
+    Z = X[:, None] * W
+    s = Z.sum(axis=0)
+    alive = s != 0
+    return Z @ safe_div(np.where(alive, R, 0.0), s) + M @ safe_div(np.where(alive, 0.0, R),
+                                                                   M.sum(axis=0))
+
+
 def _bound(v, X):
     """A box bound as a flat vector: a scalar, or an array with one entry per input."""
     v = np.asarray(v, dtype=np.float64)
@@ -229,6 +241,8 @@ def apply_rule(spec, W, b, X, R, M):
         return gamma(W, b, X, R, spec[1])
     if name == "flat":
         return flat(M, R)
+    if name == "zflat":
+        return zflat(W, X, R, M)
     raise ValueError(f"unknown rule spec {spec!r}")
 
 

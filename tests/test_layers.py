@@ -20,7 +20,7 @@ RULES = [
     (rules.W2(), ("w2",)), (rules.Z(), ("z",)), (rules.ZPlus(), ("zplus",)),
     (rules.ZBox(-1.0, 1.0), ("zbox", -1.0, 1.0)), (rules.Epsilon(0.1), ("epsilon", 0.1)),
     (rules.AlphaBeta(2, 1), ("alphabeta", 2.0, 1.0)), (rules.Gamma(0.25), ("gamma", 0.25)),
-    (rules.Flat(), ("flat",)),
+    (rules.Flat(), ("flat",)), (rules.ZFlat(), ("zflat",)),
 ]
 
 
@@ -74,6 +74,8 @@ def test_linear_layers_match_the_matrix_rules(linear_model, rule, spec):
     name = model.layers[0].name
     analyzer = dk.LRP(model, layer_rules={name: rule})
     x = np.random.default_rng(1).uniform(-1, 1, (2, *shape)).astype("float32")
+    if spec[0] == "zflat":
+        x[1] = 0.0  # every Σ_i z_ij vanishes: the flat branch
     W, b = layer_matrix(model, shape)
     mask = (W != 0).astype(np.float64)
     neuron = W.shape[1] // 2
