@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from .propagation import tile
+from .propagation import deferred_overflow_check, overflowed, tile
 
 __all__ = ["backward", "forward_values", "output_count", "select", "top_relevance"]
 
@@ -31,12 +31,12 @@ def _kept(step: Any) -> tuple[str, int]:
 def forward_values(steps: Steps, input_keys: Sequence[int], inputs: Sequence[Tensor]) -> dict:
     """Every tensor's value, call by call (eager or traced); also, under ``("kept",
     id(step))``, what a step keeps for its relevance pass (a linear layer's
-    pre-activation)."""
+    pre-activation, where its rule needs it)."""
     values: dict[Any, Tensor] = dict(zip(input_keys, inputs))
-    for step, _ in steps:
+    for step, rule in steps:
         outputs, kept = step.forward_keeping([values[k] for k in step.call.inputs])
         values.update(zip(step.call.outputs, outputs))
-        if kept is not None:
+        if kept is not None and getattr(rule, "needs_preactivation", False):
             values[_kept(step)] = kept
             if getattr(step, "activation", None) == "relu" and len(outputs) == 1:
                 values[_relu_of(step.call.outputs[0])] = kept
@@ -93,7 +93,22 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
     """Relevance of every model input, from ``top`` at the explained tensor.
 
     ``copies``: ``top`` stacks that many relevance sets (see the module docstring).
-    ``inspect(step, rule, lower)``, if given, sees each call's input relevance."""
+    ``inspect(step, rule, lower)``, if given, sees each call's input relevance. Without
+    it, the divisions' overflow tests are deferred
+    (:func:`~dtd_keras.propagation.deferred_overflow_check`): every map is NaN if any
+    denominator overflowed, and :func:`dtd_keras.diagnose.diagnose` (which inspects) then
+    finds the layer."""
+    if inspect is None:
+        with deferred_overflow_check() as flags:
+            maps = _backward(steps, values, explained_key, top, input_keys, copies, None)
+        bad = overflowed(flags)
+        return tuple(tf.where(bad, tf.constant(np.nan, m.dtype), m) for m in maps)
+    return _backward(steps, values, explained_key, top, input_keys, copies, inspect)
+
+
+def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
+              input_keys: Sequence[int], copies: Tensor | None,
+              inspect: Callable | None) -> tuple[Tensor, ...]:
     def zeros(key: int) -> Tensor:
         zero = tf.zeros_like(values[key])
         return zero if copies is None else tile(zero, copies)

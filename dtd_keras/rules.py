@@ -64,6 +64,12 @@ class Rule:
         (ε, LRP-0), so the forward pass's value can serve."""
         return False
 
+    @property
+    def needs_preactivation(self) -> bool:
+        """Whether the rule reads the forward pass's pre-activation ``f(x; W) + b`` (as
+        its denominator, or to test its sign); the forward pass keeps it only then."""
+        return self.plain
+
     def get_config(self) -> dict:
         """The rule's parameters, enough to re-create it with ``type(rule)(**config)``."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
@@ -86,7 +92,7 @@ class W2(Rule):
     """
 
     def groups(self, domain: Any) -> Sequence[Group]:
-        return (Group((Term(input=_ones, weight=_square),)),)
+        return (Group((Term(input=_ones, weight=_square),), nonnegative=True),)
 
 
 @dataclass(frozen=True)
@@ -122,9 +128,9 @@ class ZPlus(Rule):
 
     def groups(self, domain: Any) -> Sequence[Group]:
         if _nonnegative(domain):
-            return (Group((Term(weight=positive),)),)
+            return (Group((Term(weight=positive),), nonnegative=True),)
         return (Group((Term(input=positive, weight=positive),
-                       Term(input=negative, weight=negative))),)
+                       Term(input=negative, weight=negative)), nonnegative=True),)
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,7 +170,7 @@ class ZBox(Rule):
         return (Group((
             Term(input=self._minus(self.low), weight=positive),
             Term(input=self._minus(self.high), weight=negative),
-        )),)
+        ), nonnegative=True),)
 
     def __repr__(self) -> str:
         def show(a: np.ndarray) -> str:
@@ -232,7 +238,7 @@ class AlphaBeta(Rule):
         if not nonnegative:  # negative inputs: x⁻w⁻ ≥ 0 and x⁻w⁺ ≤ 0 contribute too
             pos.append(Term(input=negative, weight=negative))
             neg.append(Term(input=negative, weight=positive))
-        groups = [Group(tuple(pos), self.alpha)]
+        groups = [Group(tuple(pos), self.alpha, nonnegative=True)]
         if self.beta != 0:
             groups.append(Group(tuple(neg), -self.beta))
         return tuple(groups)
@@ -264,6 +270,10 @@ class Gamma(Rule):
         if not np.isfinite(self.gamma) or self.gamma < 0:
             raise ValueError(f"Gamma needs gamma >= 0, got {self.gamma!r}")
 
+    @property
+    def needs_preactivation(self) -> bool:
+        return True
+
     def groups(self, domain: Any) -> Sequence[Group]:
         g = self.gamma
 
@@ -293,7 +303,7 @@ class Flat(Rule):
     """
 
     def groups(self, domain: Any) -> Sequence[Group]:
-        return (Group((Term(input=_ones, weight=_ones),)),)
+        return (Group((Term(input=_ones, weight=_ones),), nonnegative=True),)
 
 
 @dataclass(frozen=True)
@@ -310,5 +320,6 @@ class ZFlat(Rule):
 
     def groups(self, domain: Any) -> Sequence[Group]:
         return (Group((Term(),), where="nonvanishing"),
-                Group((Term(input=_ones, weight=_ones),), where="vanishing"))
+                Group((Term(input=_ones, weight=_ones),), where="vanishing",
+                      nonnegative=True))
 

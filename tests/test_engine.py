@@ -252,3 +252,84 @@ def test_large_dense_kernels_in_row_blocks_give_the_same_result(mlp, rule, monke
     np.testing.assert_allclose(blocked.analyze(x), whole, rtol=1e-5, atol=1e-7)
     # several neurons per sample share the blocks' denominators too
     np.testing.assert_allclose(blocked.analyze(x, neuron="all"), every, rtol=1e-5, atol=1e-7)
+
+
+def test_division_by_zero_subnormal_and_overflowed_denominators():
+    """0 and subnormal denominators pass nothing; ∞ gives NaN, or, in a compiled pass, a
+    recorded flag that the pass turns into NaN maps (one reduction instead of two passes)."""
+    ones = np.ones(5, "float32")
+    denominators = np.array([0.0, 1e-39, 2.0, np.inf, np.nan], "float32")
+    exact = propagation.safe_divide(ones, denominators).numpy()
+    np.testing.assert_array_equal(exact, [0.0, 0.0, 0.5, np.nan, np.nan])
+    with propagation.deferred_overflow_check() as flags:
+        deferred = propagation.safe_divide(ones, denominators, nonnegative=True).numpy()
+        finite = propagation.safe_divide(ones[:3], denominators[:3]).numpy()
+    np.testing.assert_array_equal(deferred, [0.0, 0.0, 0.5, 0.0, np.nan])  # ∞: a silent 0 …
+    assert bool(propagation.overflowed(flags[:1]))  # … that the flag catches
+    np.testing.assert_array_equal(finite, [0.0, 0.0, 0.5])
+    assert not bool(propagation.overflowed(flags[1:]))
+    assert not bool(propagation.overflowed([]))
+
+
+def _signed_model(layer, shape):
+    keras.utils.set_random_seed(11)
+    model = keras.Sequential([keras.Input(shape), layer, keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    return model
+
+
+STACKED_LAYERS = {
+    "dense": (lambda: keras.layers.Dense(4, activation="relu"), (5,)),
+    "conv2d": (lambda: keras.layers.Conv2D(3, 2, activation="relu"), (4, 4, 2)),
+    "conv2d-cf": (lambda: keras.layers.Conv2D(3, 2, padding="same", activation="relu",
+                                              data_format="channels_first"), (2, 4, 5)),
+    "conv1d-causal": (lambda: keras.layers.Conv1D(3, 2, padding="causal", activation="relu"),
+                      (6, 2)),
+    "transpose": (lambda: keras.layers.Conv2DTranspose(3, 2, strides=2, activation="relu"),
+                  (3, 3, 2)),
+    "separable": (lambda: keras.layers.SeparableConv2D(3, 2, activation="relu"), (4, 4, 2)),
+}
+
+
+@pytest.mark.parametrize("layer_id", list(STACKED_LAYERS))
+@pytest.mark.parametrize("rule", [rules.ZBox(-1, 2), rules.ZPlus(), rules.AlphaBeta(2, 1),
+                                  rules.Gamma(0.25)])
+def test_several_terms_in_one_pass_equal_separate_passes(layer_id, rule, monkeypatch):
+    """On signed inputs these rules have two terms per group; a layer that sums over its
+    input channels runs them as one forward and one backward pass: same maps."""
+    make, shape = STACKED_LAYERS[layer_id]
+    model = _signed_model(make(), shape)
+    x = np.random.default_rng(12).uniform(-1, 2, (3, *shape)).astype("float32")
+    stacked = dk.LRP(model, rule).analyze(x)
+    monkeypatch.setattr(dk.layers.linear.Linear, "stack_axes", lambda self: None)
+    separate = dk.LRP(model, rule).analyze(x)
+    np.testing.assert_allclose(stacked, separate, rtol=1e-5, atol=1e-6)
+
+
+def _op_count(analyzer, shape, op_type):
+    import tensorflow as tf
+
+    graph = analyzer.function.get_concrete_function(
+        (tf.TensorSpec((None, *shape)),), tf.TensorSpec((None,), tf.int32)).graph
+    return sum(op.type == op_type for op in graph.get_operations())
+
+
+def test_zbox_first_conv_runs_one_modified_forward_pass():
+    """zᴮ's two terms ((x−l)w⁺ and (x−h)w⁻) share one convolution: the graph holds the
+    model's own conv and one more, not two more."""
+    model = _signed_model(keras.layers.Conv2D(3, 2, activation="relu"), (4, 4, 1))
+    assert _op_count(dk.DTD(model, input_domain=dk.Box(0.0, 1.0)), (4, 4, 1), "Conv2D") == 2
+    assert _op_count(dk.DTD(model, input_domain=dk.Box(0.0, 1.0)), (4, 4, 1),
+                     "Conv2DBackpropInput") == 1
+
+
+def test_forward_keeps_preactivations_only_for_rules_that_read_them(mlp):
+    """ε and γ read the forward pass's pre-activation; z⁺/zᴮ/w² do not, so DTD keeps
+    only the activations alive until the backward pass."""
+    from dtd_keras.passes import forward_values
+
+    x = np.ones((2, D_IN), "float32")
+    for analyzer, kept in ((dk.DTD(mlp, input_domain=dk.Box(-1.0, 2.0)), 0),
+                           (dk.LRP(mlp, rules.Epsilon(0.1)), 3), (dk.LRP(mlp, rules.Gamma()), 3)):
+        values = forward_values(analyzer._steps, analyzer.graph.inputs, [x])
+        assert sum(isinstance(k, tuple) and k[0] == "kept" for k in values) == kept

@@ -86,6 +86,12 @@ class Linear(LayerRelevance):
         """Multiply each output channel's weights by ``scale`` (for BatchNorm folding)."""
         return kernel * scale
 
+    def stack_axes(self) -> tuple[int, int] | None:
+        """``(input axis, kernel axis)`` that :meth:`linear` sums over, if concatenating
+        inputs and kernels along them adds their maps (lets a rule's several terms share
+        one pass); None where it does not (depthwise, grouped, pooling)."""
+        return None
+
     # Shared machinery ------------------------------------------------------------
     def weights(self) -> tuple[Tensor, Tensor | None]:
         """Live (kernel, bias), with a folded BatchNormalization applied."""
@@ -133,7 +139,7 @@ class Linear(LayerRelevance):
         domain = self.options.get("domain")
         return [propagate(rule, self.apply, kernel, bias, inputs[0], relevances[0], domain,
                           row_separable=self.row_separable, copies=copies,
-                          preactivation=kept)]
+                          preactivation=kept, stack=self.stack_axes())]
 
 
 def _bias_shape(layer: Any) -> tuple[int, ...]:
@@ -151,9 +157,21 @@ class DenseLinear(Linear):
         z = keras.ops.matmul(a, kernel)
         return z if bias is None else z + bias
 
+    def stack_axes(self):
+        return (-1, 0)
+
+
+def _channel_axis(layer: Any) -> int:
+    return -1 if layer.data_format == "channels_last" else 1
+
 
 class ConvLinear(Linear):
     """Conv1D/2D/3D: any strides, padding (incl. causal), dilation, groups, data format."""
+
+    def stack_axes(self):
+        if getattr(self.layer, "groups", 1) != 1:
+            return None
+        return (_channel_axis(self.layer), -2)
 
     def linear(self, a, kernel, bias):
         layer = self.layer
@@ -232,6 +250,9 @@ class ConvTransposeLinear(Linear):
 
     def scale_kernel(self, kernel, scale):
         return kernel * tf.reshape(scale, (-1, 1))
+
+    def stack_axes(self):
+        return (_channel_axis(self.layer), -1)
 
 
 class AveragePool(Linear):
