@@ -112,13 +112,21 @@ def bench_vgg(size: int, singles: int) -> None:
     print(f"\nratio: {all_s / (one_s * 1000 / singles):.2f}\n")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number >= 1, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits CNN only, 3 repeats")
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--vgg-size", type=int, default=64)
-    parser.add_argument("--vgg-singles", type=int, default=20)
+    parser.add_argument("--batch", type=_positive, default=256)
+    parser.add_argument("--repeats", type=_positive, default=None)
+    parser.add_argument("--vgg-size", type=_positive, default=64)
+    parser.add_argument("--vgg-singles", type=_positive, default=20,
+                        help="single calls timed to extrapolate 1000 from (default 20)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 9)
     print(f"- TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average "
