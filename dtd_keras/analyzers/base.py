@@ -1,35 +1,34 @@
-"""Analyzers: a model in, a compiled relevance function out.
+"""The analyzer base class: a model in, a compiled relevance function out.
 
 :class:`Analyzer` walks the model (:mod:`dtd_keras.graph`), gives every call its
 per-layer relevance behaviour (:mod:`dtd_keras.layers`), infers the domain of every
 tensor from the declared input domain, lets the subclass choose each linear layer's
-rule, and compiles forward and backward pass into one ``tf.function`` with a free batch
-dimension. :class:`DTD` chooses rules by input domain (the seed's training-free deep
-Taylor decomposition); :class:`LRP` applies the rules it is given.
+rule (:mod:`.dtd`, :mod:`.lrp`), and compiles forward and backward pass into one
+``tf.function`` with a free batch dimension.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from .canonizers import canonize, strip_head
-from .diagnose import check_box_shape, check_dtype, diagnose
-from .domains import POSITIVE, REAL, Box, Domain, as_domain
-from .explanation import Explanation
-from .graph import Call, Graph, walk
-from .inputs import check_inputs
-from .layers import LayerRelevance, relevance_for
-from .neurons import parse_neurons
-from .passes import backward, forward_values, output_count, select, top_relevance, unstack
-from .rules import W2, Epsilon, Rule, ZBox, ZPlus
+from ..canonizers import canonize, strip_head
+from ..diagnose import check_box_shape, check_dtype, diagnose
+from ..domains import REAL, Domain
+from ..explanation import Explanation
+from ..graph import Call, Graph, walk
+from ..inputs import check_inputs
+from ..layers import LayerRelevance, relevance_for
+from ..neurons import parse_neurons
+from ..passes import backward, forward_values, output_count, select, top_relevance, unstack
+from ..rules import Rule
 
-__all__ = ["DTD", "LRP", "Analyzer"]
+__all__ = ["Analyzer"]
 
 MAX_POOL_MODES = ("winner", "proportional")
 MANY_NEURONS_BUDGET = 1 << 28
@@ -295,111 +294,10 @@ class Analyzer:
 
         Returns the path written (a :class:`pathlib.Path`).
         """
-        from .export import export_analyzer
+        from ..export import export_analyzer
 
         return export_analyzer(self, path, overwrite=overwrite)
 
     def __repr__(self) -> str:
         rules = ", ".join(f"{k}: {v!r}" for k, v in self.rules.items())
         return f"{type(self).__name__}({self.model.name!r}, rules={{{rules}}})"
-
-
-def _per_input(value: Any, count: int) -> list[Any]:
-    if isinstance(value, list):
-        if len(value) != count:
-            raise ValueError(f"got {len(value)} input domains for a model with {count} inputs")
-        return value
-    return [value] * count
-
-
-class DTD(Analyzer):
-    """Training-free deep Taylor decomposition: each layer's rule from its input's domain.
-
-    The model input has the declared ``input_domain``; a ReLU output is ℝ₊; pooling,
-    flatten, reshape and dropout keep their input's domain; a linear output is ℝ. Each
-    Dense/Conv layer gets the seed's rule for the domain of its input: ℝ → w²,
-    ℝ₊ → z⁺, box → zᴮ (so zᴮ/w²/z⁺ at the first layer of a ReLU network, z⁺ above).
-    ``analyzer.rules`` shows the choice per layer.
-
-    Parameters
-    ----------
-    input_domain:
-        ``"real"`` (default, valid for any input), ``"positive"``, ``dk.Box(low, high)``
-        or a ``(low, high)`` tuple; a list gives one per model input. Inputs outside it
-        raise :class:`~dtd_keras.errors.DomainError` (a ``ValueError``).
-    """
-
-    default_add = "positive"
-
-    def __init__(self, model: keras.Model, input_domain: Any = "real", **options: Any) -> None:
-        self._declared = input_domain
-        super().__init__(model, **options)
-
-    def _input_domains(self) -> list[Domain]:
-        return [as_domain(d) for d in _per_input(self._declared, len(self.graph.inputs))]
-
-    def _choose_rule(self, call: Call, step: LayerRelevance, domain: Domain,
-                     reads_input: bool) -> Rule:
-        if step.dtd_rule is not None:
-            return step.dtd_rule
-        if step.fixed_rule is not None:
-            return step.fixed_rule
-        if isinstance(domain, Box):
-            return ZBox(domain.low, domain.high)
-        if domain is POSITIVE:
-            return ZPlus()
-        return W2()
-
-
-class LRP(Analyzer):
-    """Layer-wise relevance propagation with the rules you give.
-
-    Parameters
-    ----------
-    rule:
-        The rule for every Dense/Conv layer (default ``Epsilon(1e-6)``).
-    input_rule:
-        The rule for the layers that read the model input (through reshapes, pooling or
-        dropout only), e.g. ``ZBox(0, 1)`` for pixels. A ``ZBox`` input rule also
-        declares the input domain: inputs outside its box raise ``DomainError``.
-    layer_rules:
-        ``{layer name: rule}`` overrides (a nested layer is ``"inner_model/layer"``; a
-        layer called twice can be named per call, ``"dense[1]"``, or for all calls).
-    """
-
-    def __init__(self, model: keras.Model, rule: Rule | None = None, *,
-                 input_rule: Rule | None = None,
-                 layer_rules: Mapping[str, Rule] | None = None, **options: Any) -> None:
-        self.rule = Epsilon() if rule is None else rule
-        self.input_rule = input_rule
-        self.layer_rules = dict(layer_rules or {})
-        for where, r in [("rule", self.rule), ("input_rule", input_rule),
-                         *((f"layer_rules[{k!r}]", v) for k, v in self.layer_rules.items())]:
-            if r is not None and not isinstance(r, Rule):
-                raise TypeError(f"{where} must be a dtd_keras rule (e.g. dk.rules.Epsilon(0.1)), "
-                                f"got {r!r}")
-        self._used: set[str] = set()
-        super().__init__(model, **options)
-
-    def _input_domains(self) -> list[Domain]:
-        if isinstance(self.input_rule, ZBox):
-            return [Box(self.input_rule.low, self.input_rule.high) for _ in self.graph.inputs]
-        return [REAL for _ in self.graph.inputs]
-
-    def _choose_rule(self, call: Call, step: LayerRelevance, domain: Domain,
-                     reads_input: bool) -> Rule:
-        for key in (call.name, call.scope + call.operation.name, call.operation.name):
-            if key in self.layer_rules:
-                self._used.add(key)
-                return self.layer_rules[key]
-        if step.fixed_rule is not None:
-            return step.fixed_rule
-        if reads_input and self.input_rule is not None:
-            return self.input_rule
-        return step.adapt_rule(self.rule)
-
-    def _finish_build(self) -> None:
-        unknown = sorted(set(self.layer_rules) - self._used)
-        if unknown:
-            raise ValueError(f"layer_rules names layers that have no rule to set: {unknown}; "
-                             f"the rule-taking layers are {sorted(self.rules)}")
