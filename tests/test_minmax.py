@@ -193,6 +193,22 @@ def test_unfitted_and_bad_input_errors(mlp, digits):
         dk.MinMaxDTD(mlp, redistribute="sideways")
 
 
+def test_overflowing_training_free_relevance_is_refused_not_fitted():
+    """z⁺ of the output layer overflows (4e38) while the forward pass holds: the relevance
+    recorded at the hidden layer would be a silent 0; fitting refuses it by name."""
+    model = keras.Sequential([keras.Input((3,)),
+                              keras.layers.Dense(3, activation="relu", name="hidden"),
+                              keras.layers.Dense(2, name="out")])
+    model.get_layer("hidden").set_weights([np.eye(3, dtype="float32"), np.zeros(3, "float32")])
+    model.get_layer("out").set_weights([np.array([[1, .1], [-1.9, .1], [1, .1]], "float32"),
+                                        np.zeros(2, "float32")])
+    x = np.full((4, 3), 2e38, "float32")
+    assert np.all(np.isfinite(model(x)))
+    analyzer = dk.MinMaxDTD(model, input_domain="positive")
+    with pytest.raises(dk.NumericalError, match="samples 0–3 is not finite"):
+        analyzer.fit(x, neuron=0, validation_data=x, epochs=1, verbose=0)
+
+
 def test_convolutional_layer_and_fit_split(digits):
     x, y = digits
     images = x.reshape(-1, 8, 8, 1)

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from ..analyzers import DTD
 from ..domains import REAL, Box, as_domain
+from ..errors import NumericalError
 from ..explanation import Explanation
 from ..layers.base import LayerRelevance
 from ..neurons import parse_neurons
@@ -150,11 +151,14 @@ class MinMaxDTD(DTD):
         """Training-free DTD down to the chosen layers: (x, R, context) for each."""
         self._mode = "collect"
         try:
-            self._relevance_graph(inputs, neuron)
+            maps, _, _ = self._relevance_graph(inputs, neuron)
             record = dict(self._trace_record)
         finally:
             self._mode = "model"
-        return tuple(record[name] for name in self.layers)
+        # an overflowing denominator makes the maps NaN (the check is deferred to the end
+        # of the pass), not the values recorded on the way: report it with them
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(m)) for m in maps])
+        return tuple(record[name] for name in self.layers), finite
 
     def _collect_arrays(self, arrays: list[np.ndarray], neuron: Any, batch_size: int
                         ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -166,9 +170,14 @@ class MinMaxDTD(DTD):
         parts: list[tuple] = []
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            out = self._collect_concrete(
+            out, finite = self._collect_concrete(
                 tuple(tf.constant(a[start:stop]) for a in arrays),
                 tf.constant(chosen[start:stop]))
+            if not bool(finite):
+                raise NumericalError(
+                    f"the training-free relevance of samples {start}–{stop - 1} is not "
+                    "finite (a rule's denominators overflow float32, or the weights hold "
+                    "NaN); cannot fit a relevance model to it")
             parts.append(tuple(tuple(t.numpy() for t in layer) for layer in out))
         result = {}
         for i, name in enumerate(self.layers):
