@@ -307,6 +307,21 @@ def test_clear_errors(analyzer, digits, tmp_path):
                            progress=False)
 
 
+def test_overflow_is_an_error_naming_the_layer_not_nan_in_the_store(tmp_path):
+    """x = 3e38: the forward pass holds, the logits layer's z⁺ sums do not (the model of
+    test_bad_input). The run stops with explain's error; nothing non-finite is stored."""
+    keras.utils.set_random_seed(3)
+    cnn = keras.Sequential([keras.Input((8, 8, 1)),
+                            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+                            keras.layers.Flatten(), keras.layers.Dense(10, name="logits")])
+    x = np.full((4, 8, 8, 1), 3e38, np.float32)
+    with pytest.raises(dk.NumericalError, match=r"relevance is not finite below layer "
+                                                r"'logits' \(Dense\)"):
+        dk.analyze_dataset(dk.DTD(cnn), x, tmp_path / "s", progress=False)
+    with pytest.raises(dk.NumericalError, match="'logits'"):
+        dk.analyze_dataset(dk.DTD(cnn), x, tmp_path / "all", neuron="all", progress=False)
+
+
 def test_progress_bar_shows_rate(analyzer, digits, tmp_path, capsys):
     x, _ = digits
     dk.analyze_dataset(analyzer, x, tmp_path / "r", batch_size=8, chunk_size=16)

@@ -97,8 +97,15 @@ class Explainer:
         for start in range(0, len(inputs[0]), self.batch_size):
             part = slice(start, start + self.batch_size)
             batch = [x[part] for x in inputs]
-            pieces.append(self._all(batch, classes) if classes is not None
-                          else self._batch(batch, neuron[part]))
+            piece = (self._all(batch, classes) if classes is not None
+                     else self._batch(batch, neuron[part]))
+            if not all(np.all(np.isfinite(a)) for a in (*piece[0], piece[2])):
+                from ..diagnose import diagnose
+
+                chosen = piece[1] if classes is not None else neuron[part]
+                raise diagnose(self.analyzer, [np.asarray(x, np.float32) for x in batch],
+                               np.asarray(chosen, np.int32))
+            pieces.append(piece)
         maps = [np.concatenate([p[0][i] for p in pieces]) for i in range(len(inputs))]
         return (maps, np.concatenate([p[1] for p in pieces]).astype(np.int32),
                 np.concatenate([p[2] for p in pieces]).astype(np.float32))
