@@ -203,8 +203,8 @@ class Epsilon(Rule):
     def stabilize(self, denominator: Tensor) -> Tensor:
         if self.epsilon == 0:
             return denominator
-        sign = tf.where(denominator >= 0, tf.ones_like(denominator), -tf.ones_like(denominator))
-        return denominator + self.epsilon * sign
+        epsilon = tf.constant(self.epsilon, denominator.dtype)
+        return denominator + tf.where(denominator >= 0, epsilon, -epsilon)
 
 
 @dataclass(frozen=True)
