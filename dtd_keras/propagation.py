@@ -278,7 +278,8 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
             if plain[with_bias] is None:  # the layer's own Σ_i x_i w_ij (+ b_j)
                 with tf.control_dependencies([relevance]):
                     plain[with_bias] = forward(x, kernel, bias if with_bias else None)
-            side = test(plain[with_bias])
+            with tf.control_dependencies([relevance]):  # late, as above
+                side = test(tf.identity(plain[with_bias]))
             if copies is not None:
                 side = tile(side, copies)
             upper = tf.where(side, relevance, tf.zeros_like(relevance))
@@ -292,11 +293,13 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
             s = safe_divide(upper, rule.stabilize(z), group.nonnegative)
             contribution = _times_gradient(tape, z, inputs, s)
         else:  # denominator once; the (tiled) forward pass only feeds the gradient
-            if reuse:
-                z = preactivation
+            if reuse:  # stabilised only once the relevance arrives: not kept from the
+                with tf.control_dependencies([upper]):  # forward pass on (a second copy)
+                    z = rule.stabilize(tf.identity(preactivation))
             else:
                 _, z = _group_terms(group, forward, kernel, bias, x, upper, stack=stack)
-            s = _divide(upper, rule.stabilize(z), copies, group.nonnegative)
+                z = rule.stabilize(z)
+            s = _divide(upper, z, copies, group.nonnegative)
             if copies is None:
                 with tf.GradientTape() as tape:
                     inputs, z = _group_terms(group, forward, kernel, None, x, s, tape,
