@@ -273,6 +273,9 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
     total, plain = None, {True: preactivation, False: None}  # with / without the bias
     for group in rule.groups(domain):
         upper = relevance
+        if total is not None:  # one group after the other: their temporaries never coexist
+            with tf.control_dependencies([total]):
+                upper = tf.identity(relevance)
         if group.where is not None:
             with_bias, test = _SIDES[group.where]
             if plain[with_bias] is None:  # the layer's own Σ_i x_i w_ij (+ b_j)
