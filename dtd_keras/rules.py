@@ -24,13 +24,13 @@ from .propagation import (  # noqa: F401  (re-exported: the rules' shared abstra
     TINY,
     Group,
     Term,
-    _same,
     negative,
     positive,
     propagate,
     safe_divide,
     tile,
 )
+from .terms import _same
 
 __all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Rule", "W2", "Z", "ZBox", "ZFlat", "ZPlus"]
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import dtd_keras as dk
-from dtd_keras import propagation, rules
+from dtd_keras import propagation, row_blocks, rules
 
 D_IN, H1, H2, D_OUT = 6, 5, 4, 3
 
@@ -247,11 +247,15 @@ def test_large_dense_kernels_in_row_blocks_give_the_same_result(mlp, rule, monke
     x = np.random.default_rng(10).uniform(-1, 2, (3, D_IN)).astype("float32")
     whole = dk.LRP(mlp, rule).analyze(x)
     every = dk.LRP(mlp, rule).analyze(x, neuron="all")
-    monkeypatch.setattr(propagation, "CHUNK_ELEMENTS", 8)  # 6×5 → blocks of 2 rows, 5×4 → 2
+    # 6×5 → six blocks of one row (the loop), 5×4 → two blocks of two rows and a tail of one
+    monkeypatch.setattr(row_blocks, "CHUNK_ELEMENTS", 8)
     blocked = dk.LRP(mlp, rule)
     np.testing.assert_allclose(blocked.analyze(x), whole, rtol=1e-5, atol=1e-7)
     # several neurons per sample share the blocks' denominators too
     np.testing.assert_allclose(blocked.analyze(x, neuron="all"), every, rtol=1e-5, atol=1e-7)
+    # XLA compiles the loops of blocks (static block sizes; the tail outside the loop)
+    xla = dk.LRP(mlp, rule, jit_compile=True)
+    np.testing.assert_allclose(xla.analyze(x), whole, rtol=1e-4, atol=1e-6)
 
 
 def test_division_by_zero_subnormal_and_overflowed_denominators():
