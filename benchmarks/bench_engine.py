@@ -61,7 +61,11 @@ CONFIGS = {
     "cnn-b256": ("cnn", 256, 7, 3),
     "vgg16-b1": ("vgg16", 1, 5, 1),
     "vgg16-b8": ("vgg16", 8, 3, 1),
+    # for an accelerator (not in the default run: minutes per call on a 2-core CPU)
+    "vgg16-b64": ("vgg16", 64, 9, 1),
+    "resnet50-b64": ("resnet50", 64, 9, 1),
 }
+DEFAULT_CONFIGS = ("cnn-b256", "vgg16-b1", "vgg16-b8")
 TARGETS = (("time", "seconds", 1.5), ("first call", "first", 2.0),
            ("memory", "tf_peak", 1.5))
 CHILD_TAG = "@@bench@@"
@@ -128,7 +132,9 @@ def _setup_environment() -> None:
 
 
 # model -> (input shape, input range: the DTD box and where the random inputs lie)
-MODEL_INFO = {"vgg16": ((224, 224, 3), (0.0, 255.0)), "cnn": ((28, 28, 1), (0.0, 1.0))}
+MODEL_INFO = {"vgg16": ((224, 224, 3), (0.0, 255.0)), "cnn": ((28, 28, 1), (0.0, 1.0)),
+              # ResNet50's caffe preprocessing subtracts the channel means from 0…255
+              "resnet50": ((224, 224, 3), (-124.0, 152.0))}
 
 
 def build_model(name: str):
@@ -138,6 +144,8 @@ def build_model(name: str):
     keras.utils.set_random_seed(0)
     if name == "vgg16":
         return keras.applications.VGG16(weights=None)
+    if name == "resnet50":
+        return keras.applications.ResNet50(weights=None)
     if name == "cnn":
         L = keras.layers
         model = keras.Sequential([
@@ -362,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="small CNN only, 3 repeats, everything in one process "
                              "(a smoke run of a few seconds)")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS),
-                        help=f"configurations to run (default: all: {', '.join(CONFIGS)})")
+                        help=f"configurations to run (default: {', '.join(DEFAULT_CONFIGS)}; "
+                             "vgg16-b64 and resnet50-b64 are for a GPU)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
                         help="methods to run (default: all; the gradient is the reference)")
     parser.add_argument("--repeats", type=int,
@@ -399,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         print(CHILD_TAG + json.dumps(result), flush=True)
         return 0
 
-    configs = args.configs or (["cnn-b256"] if args.quick else list(CONFIGS))
+    configs = args.configs or (["cnn-b256"] if args.quick else list(DEFAULT_CONFIGS))
     isolate = (not args.quick) if args.isolate is None else args.isolate
     methods = list(dict.fromkeys(args.methods))
     if "gradient" in methods:  # the reference goes first
