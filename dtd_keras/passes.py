@@ -48,12 +48,15 @@ def _relu_of(key: int) -> tuple[str, int]:
 
 
 def _late(values: dict, key: int, after: Sequence[Tensor]) -> Tensor:
-    """The value of ``key`` for the relevance pass. A ReLU output is recomputed from the
-    kept pre-activation once the upper relevance exists, so that only the pre-activation
+    """The value of ``key`` for the relevance pass, available only once the upper
+    relevance ``after`` exists. Otherwise TensorFlow runs whatever a step's relevance
+    computes from forward values alone (an Add's |x|, a rule's modified inputs) during
+    the forward pass, and keeps it until the backward pass reaches the step. A ReLU
+    output is recomputed from the kept pre-activation, so that only the pre-activation
     (which ε needs anyway) stays alive between the passes, not both."""
-    if _relu_of(key) not in values:
-        return values[key]
     with tf.control_dependencies(list(after)):
+        if _relu_of(key) not in values:
+            return tf.identity(values[key])
         return tf.nn.relu(values[_relu_of(key)])
 
 
