@@ -441,3 +441,24 @@ def test_lrp_average_pool_splits_an_all_zero_window_evenly():
     np.testing.assert_allclose(e.relevance[0, ..., 0], window / window.sum() * upper[0],
                                rtol=1e-5)
     np.testing.assert_allclose(e.relevance.sum(), e.explained[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("add", ["proportional", "positive"])
+def test_add_elementwise_split_equals_the_gradient_trick(add, monkeypatch):
+    """Same-shaped branches are split elementwise (one division for all of them); the
+    gradient trick, used where branches broadcast, gives the same relevance, including
+    where the contributions cancel or all vanish."""
+    from dtd_keras.layers import merge
+
+    a, b, c = keras.Input((6,)), keras.Input((6,)), keras.Input((6,))
+    model = keras.Model([a, b, c], L.Dense(2)(L.Add()([a, b, c])))
+    rng = np.random.default_rng(7)
+    xs = [rng.normal(size=(5, 6)).astype("float32") for _ in range(3)]
+    xs[1][0] = -xs[0][0] - xs[2][0]  # the three cancel exactly in sample 0
+    for x in xs:
+        x[1] = 0.0  # and all vanish in sample 1
+    fast = dk.LRP(model, add=add).analyze(xs)
+    monkeypatch.setattr(merge, "_same_shapes", lambda tensors: False)
+    slow = dk.LRP(model, add=add).analyze(xs)
+    for f, s in zip(fast, slow):
+        np.testing.assert_allclose(f, s, rtol=1e-5, atol=1e-6)

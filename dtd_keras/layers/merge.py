@@ -44,7 +44,11 @@ class Sum(LayerRelevance):
         return [POSITIVE if all(d is POSITIVE for d in domains) else REAL]
 
     def relevance(self, inputs, outputs, relevances, rule=None):
-        if self.options.get("add", "proportional") == "positive":
+        positive = self.options.get("add", "proportional") == "positive"
+        if len(inputs) > 1 and _same_shapes(inputs):
+            return _split(inputs, relevances[0], positive)
+        # broadcasting or a constant operand: the gradient trick reduces the shares
+        if positive:
             signed = [tf.nn.relu(x) for x in inputs]
         else:
             signed = [tf.identity(x) for x in inputs]
@@ -61,6 +65,22 @@ class Sum(LayerRelevance):
         g_abs = tape.gradient(total_abs, magnitude, output_gradients=s_abs)
         del tape
         return [x * g + m * h for x, m, g, h in zip(signed, magnitude, g_signed, g_abs)]
+
+
+def _same_shapes(tensors: list) -> bool:
+    shapes = [tuple(t.shape[1:]) for t in tensors]
+    return None not in shapes[0] and all(shape == shapes[0] for shape in shapes)
+
+
+def _split(inputs: list, relevance: Any, positive: bool) -> list:
+    """The Add rule for same-shaped branches, elementwise: ``R_k = c_k · R / Σ c``, or
+    ``|x_k| · R / Σ |x|`` where ``Σ c`` cancels, with one division for all branches."""
+    contributions = [tf.nn.relu(x) for x in inputs] if positive else list(inputs)
+    magnitudes = [tf.abs(x) for x in inputs]
+    total, total_abs = tf.add_n(contributions), tf.add_n(magnitudes)
+    cancel = (total if positive else tf.abs(total)) <= CANCELLATION * total_abs
+    share = safe_divide(relevance, tf.where(cancel, total_abs, total), nonnegative=positive)
+    return [tf.where(cancel, m, c) * share for c, m in zip(contributions, magnitudes)]
 
 
 def _from_sigmoid(graph: Graph, key: int) -> bool:
