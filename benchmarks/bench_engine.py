@@ -61,11 +61,12 @@ CONFIGS = {
     "cnn-b256": ("cnn", 256, 7, 3),
     "vgg16-b1": ("vgg16", 1, 5, 1),
     "vgg16-b8": ("vgg16", 8, 3, 1),
+    "resnet50-b8": ("resnet50", 8, 5, 1),
     # for an accelerator (not in the default run: minutes per call on a 2-core CPU)
     "vgg16-b64": ("vgg16", 64, 9, 1),
     "resnet50-b64": ("resnet50", 64, 9, 1),
 }
-DEFAULT_CONFIGS = ("cnn-b256", "vgg16-b1", "vgg16-b8")
+DEFAULT_CONFIGS = ("cnn-b256", "vgg16-b1", "vgg16-b8", "resnet50-b8")
 TARGETS = (("time", "seconds", 1.5), ("first call", "first", 2.0),
            ("memory", "tf_peak", 1.5))
 CHILD_TAG = "@@bench@@"
