@@ -33,6 +33,7 @@ def forward_values(steps: Steps, input_keys: Sequence[int], inputs: Sequence[Ten
     id(step))``, what a step keeps for its relevance pass (a linear layer's
     pre-activation, where its rule needs it)."""
     values: dict[Any, Tensor] = dict(zip(input_keys, inputs))
+    preactivations: set[int] = set()  # keys whose value is a kept pre-activation
     for step, rule in steps:
         outputs, kept = step.forward_keeping([values[k] for k in step.call.inputs])
         values.update(zip(step.call.outputs, outputs))
@@ -40,6 +41,12 @@ def forward_values(steps: Steps, input_keys: Sequence[int], inputs: Sequence[Ten
             values[_kept(step)] = kept
             if getattr(step, "activation", None) == "relu" and len(outputs) == 1:
                 values[_relu_of(step.call.outputs[0])] = kept
+            elif outputs[0] is kept:
+                preactivations.add(step.call.outputs[0])
+        elif (getattr(step, "plain_relu", False) and len(step.call.inputs) == 1
+              and step.call.inputs[0] in preactivations):  # a ReLU layer after it: only
+            # the pre-activation stays alive; its ReLU is recomputed late (see _late)
+            values[_relu_of(step.call.outputs[0])] = values[step.call.inputs[0]]
     return values
 
 

@@ -337,3 +337,7 @@ def test_forward_keeps_preactivations_only_for_rules_that_read_them(mlp):
                            (dk.LRP(mlp, rules.Epsilon(0.1)), 3), (dk.LRP(mlp, rules.Gamma()), 3)):
         values = forward_values(analyzer._steps, analyzer.graph.inputs, [x])
         assert sum(isinstance(k, tuple) and k[0] == "kept" for k in values) == kept
+        # where kept, ReLU outputs (fused, or a ReLU layer after a linear one: both in
+        # this model) are recomputed from it late rather than also kept
+        recomputed = sum(isinstance(k, tuple) and k[0] == "relu of" for k in values)
+        assert recomputed == (2 if kept else 0)

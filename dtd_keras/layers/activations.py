@@ -40,6 +40,7 @@ class ActivationPass(LayerRelevance):
     def __init__(self, call: Call, graph: Graph, name: str = "relu", **options: Any) -> None:
         super().__init__(call, graph, **options)
         self.name = name
+        self.plain_relu = name == "relu"  # output = max(input, 0), recomputable
         if name != "relu":
             self.warning = f"{call.name} ({name})"
 
