@@ -57,7 +57,8 @@ def _relu_of(key: int) -> tuple[str, int]:
 def _late(values: dict, key: int, after: Sequence[Tensor]) -> Tensor:
     """The value of ``key`` for the relevance pass, available only once the upper
     relevance ``after`` exists. Otherwise TensorFlow runs whatever a step's relevance
-    computes from forward values alone (an Add's |x|, a rule's modified inputs) during
+    computes from forward values alone (an Add's |x|, a rule's modified inputs, ε's
+    stabilised pre-activation, γ's sign test) during
     the forward pass, and keeps it until the backward pass reaches the step. A ReLU
     output is recomputed from the kept pre-activation, so that only the pre-activation
     (which ε needs anyway) stays alive between the passes, not both."""
@@ -132,8 +133,7 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         upper = [zeros(k) if r is None else r for k, r in zip(call.outputs, upper)]
         inputs = [_late(values, k, upper) for k in call.inputs]
         outputs = [_late(values, k, upper) for k in call.outputs]
-        kept = values.get(_kept(step))
-        extra = {} if kept is None else {"kept": kept}
+        extra = {} if _kept(step) not in values else {"kept": _late(values, _kept(step), upper)}
         if copies is None:
             lower = step.relevance(inputs, outputs, upper, rule, **extra)
         else:

@@ -76,7 +76,8 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
     Denominators depend only on ``x``: they are computed once and shared; only the
     backward pass runs per copy.
 
-    ``preactivation``: ``forward(x, kernel, bias)`` as the forward pass computed it;
+    ``preactivation``: ``forward(x, kernel, bias)`` as the forward pass computed it
+    (available only once ``relevance`` is, like ``x``: see :func:`dtd_keras.passes.backward`);
     rules whose denominator it is (:attr:`Rule.plain`) and γ's sign test reuse it.
 
     ``stack``: ``(input axis, kernel axis)`` along which ``forward`` sums (channels), if
@@ -96,8 +97,7 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
             if plain[with_bias] is None:  # the layer's own Σ_i x_i w_ij (+ b_j)
                 with tf.control_dependencies([relevance]):
                     plain[with_bias] = forward(x, kernel, bias if with_bias else None)
-            with tf.control_dependencies([relevance]):  # late, as above
-                side = test(tf.identity(plain[with_bias]))
+            side = test(plain[with_bias])
             if copies is not None:
                 side = tile(side, copies)
             upper = tf.where(side, relevance, tf.zeros_like(relevance))
@@ -111,9 +111,8 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
             s = safe_divide(upper, rule.stabilize(z), group.nonnegative)
             contribution = times_gradient(tape, z, inputs, s)
         else:  # denominator once; the (tiled) forward pass only feeds the gradient
-            if reuse:  # stabilised only once the relevance arrives: not kept from the
-                with tf.control_dependencies([upper]):  # forward pass on (a second copy)
-                    z = rule.stabilize(tf.identity(preactivation))
+            if reuse:
+                z = rule.stabilize(preactivation)
             else:
                 _, z = group_terms(group, forward, kernel, bias, x, upper, stack=stack)
                 z = rule.stabilize(z)
