@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 # name -> submodule that defines it; imported (with TensorFlow) on first access
 _EXPORTS = {
     "DTD": "analyzers", "LRP": "analyzers", "Analyzer": "analyzers",
-    "Box": "domains",
+    "Box": "engine.domains",
     "DomainError": "errors", "NumericalError": "errors", "UnsupportedLayerError": "errors",
     "Explanation": "explanation",
     "register_layer": "layers",
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import rules
     from .analyzers import DTD, LRP, Analyzer
     from .datasets import analyze_dataset, load_results
-    from .domains import Box
+    from .engine.domains import Box
     from .errors import DomainError, NumericalError, UnsupportedLayerError
     from .explanation import Explanation
     from .layers import register_layer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DomainError", "NumericalError", "UnsupportedLayerError"]
+__all__ = ["DomainError", "InputFileError", "NumericalError", "UnsupportedLayerError"]
 
 
 class UnsupportedLayerError(TypeError):
@@ -22,3 +22,8 @@ class NumericalError(ValueError):
     """An explanation would hold NaN or infinite values (float32 overflow, NaN weights).
 
     The message names the first layer at fault and the magnitude that overflowed."""
+
+
+class InputFileError(ValueError):
+    """An input file or folder cannot be read as the model's input (missing, unreadable,
+    the wrong kind of array or image); the message names the file."""

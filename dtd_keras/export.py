@@ -242,9 +242,11 @@ def export_analyzer(analyzer: Any, path: str | os.PathLike[str], *,
     SavedModel is replaced only with ``overwrite=True``), and ``OSError`` if TensorFlow
     cannot write there.
     """
-    from .analyzers import Analyzer
-
-    if not isinstance(analyzer, Analyzer):
+    # what the export reads of an analyzer (not an import of the analyzers package:
+    # analyzers reach this module through Analyzer.export, and the core never imports
+    # its uses)
+    needed = ("function", "input_specs", "output_size", "input_domains", "explain")
+    if not all(hasattr(analyzer, name) for name in needed):
         hint = (" (a Keras model: build an analyzer first, e.g. dk.DTD(model))"
                 if hasattr(analyzer, "layers") else "")
         raise TypeError(f"export_analyzer needs a dtd_keras Analyzer, got "

@@ -31,10 +31,10 @@ import keras
 import tensorflow as tf
 
 from .analyzers import DTD, LRP, Analyzer
-from .domains import Box
+from .engine.domains import Box
+from .engine.passes import unstack
+from .engine.propagation import tile
 from .layers import LayerRelevance
-from .passes import unstack
-from .propagation import tile
 from .rules import W2, AlphaBeta, Epsilon, Flat, Gamma, Rule, ZBox, ZPlus
 
 __all__ = ["PRESETS", "Composite", "Gradient", "InputXGradient", "create_analyzer"]

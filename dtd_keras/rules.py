@@ -1,9 +1,9 @@
 r"""Relevance rules, each a few lines on one shared abstraction.
 
-Every rule is a list of term groups (:class:`~dtd_keras.propagation.Term`,
-:class:`~dtd_keras.propagation.Group`: input map, weight map, bias map, sign) plus a
-stabiliser; :func:`~dtd_keras.propagation.propagate` applies any rule to any linear layer
-with the gradient trick (see :mod:`dtd_keras.propagation` for the formula it evaluates).
+Every rule is a list of term groups (:class:`~dtd_keras.engine.propagation.Term`,
+:class:`~dtd_keras.engine.propagation.Group`: input map, weight map, bias map, sign) plus a
+stabiliser; :func:`~dtd_keras.engine.propagation.propagate` applies any rule to any linear layer
+with the gradient trick (see :mod:`dtd_keras.engine.propagation` for the formula it evaluates).
 Notation: ``z_ij = x_i w_ij``, ``w⁺ = max(w, 0)``, ``w⁻ = min(w, 0)``.
 
 Bias: the seed's DTD rules (w², z, z⁺, zᴮ) and flat leave the bias out of the
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from .propagation import (  # noqa: F401  (re-exported: the rules' shared abstraction)
+from .engine.propagation import (  # noqa: F401  (re-exported: the rules' shared abstraction)
     TINY,
     Group,
     Term,
@@ -30,7 +30,7 @@ from .propagation import (  # noqa: F401  (re-exported: the rules' shared abstra
     safe_divide,
     tile,
 )
-from .terms import _same
+from .engine.terms import _same
 
 __all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Rule", "W2", "Z", "ZBox", "ZFlat", "ZPlus"]
 
@@ -110,7 +110,7 @@ class Z(Rule):
 
 
 def _nonnegative(domain: Any) -> bool:
-    from .domains import POSITIVE, Box
+    from .engine.domains import POSITIVE, Box
 
     return domain is POSITIVE or (isinstance(domain, Box) and bool(np.all(domain.low >= 0)))
 
@@ -148,7 +148,7 @@ class ZBox(Rule):
     high: Any = 1.0
 
     def __post_init__(self) -> None:
-        from .domains import Box
+        from .engine.domains import Box
 
         box = Box(self.low, self.high)  # validates
         object.__setattr__(self, "low", box.low)

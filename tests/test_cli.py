@@ -16,7 +16,7 @@ from PIL import Image
 
 from dtd_keras import cli
 from dtd_keras.cli import main
-from dtd_keras.domains import Box
+from dtd_keras.engine.domains import Box
 
 REPO = Path(__file__).resolve().parent.parent
 SHAPE = (8, 8, 1)

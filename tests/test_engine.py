@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import dtd_keras as dk
-from dtd_keras import propagation, row_blocks, rules
+from dtd_keras import rules
+from dtd_keras.engine import propagation, row_blocks
 
 D_IN, H1, H2, D_OUT = 6, 5, 4, 3
 
@@ -330,7 +331,7 @@ def test_zbox_first_conv_runs_one_modified_forward_pass():
 def test_forward_keeps_preactivations_only_for_rules_that_read_them(mlp):
     """ε and γ read the forward pass's pre-activation; z⁺/zᴮ/w² do not, so DTD keeps
     only the activations alive until the backward pass."""
-    from dtd_keras.passes import forward_values
+    from dtd_keras.engine.passes import forward_values
 
     x = np.ones((2, D_IN), "float32")
     for analyzer, kept in ((dk.DTD(mlp, input_domain=dk.Box(-1.0, 2.0)), 0),

@@ -53,7 +53,7 @@ from keras.applications import imagenet_utils
 
 import dtd_keras as dk
 from dtd_keras import rules
-from dtd_keras.domains import POSITIVE, REAL
+from dtd_keras.engine.domains import POSITIVE, REAL
 from dtd_keras.layers.linear import AveragePool, Linear
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
 """The analyzer base class: a model in, a compiled relevance function out.
 
-:class:`Analyzer` walks the model (:mod:`dtd_keras.graph`), gives every call its
+:class:`Analyzer` walks the model (:mod:`dtd_keras.engine.graph`), gives every call its
 per-layer relevance behaviour (:mod:`dtd_keras.layers`), infers the domain of every
 tensor from the declared input domain, lets the subclass choose each linear layer's
 rule (:mod:`.dtd`, :mod:`.lrp`), and compiles forward and backward pass into one
@@ -17,15 +17,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..canonizers import canonize, strip_head
-from ..diagnose import check_box_shape, check_dtype, diagnose
-from ..domains import REAL, Domain
+from ..engine.canonizers import canonize, strip_head
+from ..engine.diagnose import check_box_shape, check_dtype, diagnose
+from ..engine.domains import REAL, Domain
+from ..engine.graph import Call, Graph, walk
+from ..engine.inputs import check_inputs
+from ..engine.neurons import parse_neurons
+from ..engine.passes import backward, forward_values, output_count, select, top_relevance, unstack
 from ..explanation import Explanation
-from ..graph import Call, Graph, walk
-from ..inputs import check_inputs
 from ..layers import LayerRelevance, relevance_for
-from ..neurons import parse_neurons
-from ..passes import backward, forward_values, output_count, select, top_relevance, unstack
 from ..rules import Rule
 
 __all__ = ["Analyzer"]
@@ -147,7 +147,7 @@ class Analyzer:
         return self._relevance_graph(inputs, neuron)
 
     def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None):
-        """Forward pass, top relevance, backward pass (:mod:`dtd_keras.passes`). Traced
+        """Forward pass, top relevance, backward pass (:mod:`dtd_keras.engine.passes`). Traced
         once per analyzer. ``neuron``: ``[batch]`` (``-1``: top logit) or ``[batch, K]``
         (then maps are ``[batch, K, …]``). ``inspect(step, rule, lower)`` sees each
         call's input relevance (diagnosis)."""
@@ -198,7 +198,7 @@ class Analyzer:
 
     def check_inputs(self, x: Any) -> list[np.ndarray]:
         """Validate ``x`` (count, dtype, shapes, finiteness, declared domain); float32
-        arrays, one per model input (:func:`dtd_keras.inputs.check_inputs`)."""
+        arrays, one per model input (:func:`dtd_keras.engine.inputs.check_inputs`)."""
         return check_inputs(self.graph, self.input_domains, x)
 
     @property

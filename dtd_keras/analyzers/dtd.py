@@ -7,8 +7,8 @@ from typing import Any
 
 import keras
 
-from ..domains import POSITIVE, Box, Domain, as_domain
-from ..graph import Call
+from ..engine.domains import POSITIVE, Box, Domain, as_domain
+from ..engine.graph import Call
 from ..layers import LayerRelevance
 from ..rules import W2, Rule, ZBox, ZPlus
 from .base import Analyzer

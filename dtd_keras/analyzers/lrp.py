@@ -7,8 +7,8 @@ from typing import Any
 
 import keras
 
-from ..domains import REAL, Box, Domain
-from ..graph import Call
+from ..engine.domains import REAL, Box, Domain
+from ..engine.graph import Call
 from ..layers import LayerRelevance
 from ..rules import Epsilon, Rule, ZBox
 from .base import Analyzer

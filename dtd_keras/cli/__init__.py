@@ -25,9 +25,9 @@ commands).
 
 from __future__ import annotations
 
+from ..reading import read_inputs
 from .errors import CLIError, UsageError
 from .explain import heatmap_picture
-from .inputs import read_inputs
 from .models import load_model
 from .options import analyzer_options, parse_domain
 from .parser import build_parser

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..reading import expand_inputs, read_inputs
 from .errors import CLIError
-from .inputs import expand_inputs, read_inputs
 from .models import input_shape, load_model
 from .options import check_domain, describe_domain, make_analyzer, parse_domain
 from .parser import ZARR_ABOVE

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import CLIError
 
-__all__ = ["input_shape", "load_model", "show_shape"]
+__all__ = ["input_shape", "load_model"]
 
 
 def load_model(path: str, unsafe: bool = False):
@@ -44,7 +44,3 @@ def input_shape(model) -> tuple:
     """The model input's shape, ``None`` for free dimensions (the batch first)."""
     return tuple(None if d is None else int(d) for d in model.inputs[0].shape)
 
-
-def show_shape(shape: tuple) -> str:
-    """``(batch, 8, 8, 1)``."""
-    return "(" + ", ".join("batch" if i == 0 else str(d) for i, d in enumerate(shape)) + ")"

@@ -15,7 +15,7 @@ __all__ = ["analyzer_options", "check_domain", "check_preset", "describe_domain"
 
 def parse_domain(text: str) -> Any:
     """``"real"``, ``"positive"`` or ``"LOW,HIGH"`` → ``"real"``, ``"positive"`` or a Box."""
-    from ..domains import Box
+    from ..engine.domains import Box
 
     value = text.strip().lower()
     if value in ("real", "positive"):
@@ -72,7 +72,7 @@ def make_analyzer(model, preset: str, domain: Any):
 
 def check_domain(domain: Any, x: np.ndarray, what: str) -> None:
     """Inputs outside ``domain`` → one line that names ``--domain``."""
-    from ..domains import as_domain
+    from ..engine.domains import as_domain
 
     try:
         as_domain(domain).check(x, what)

@@ -100,7 +100,7 @@ class Explainer:
             piece = (self._all(batch, classes) if classes is not None
                      else self._batch(batch, neuron[part]))
             if not all(np.all(np.isfinite(a)) for a in (*piece[0], piece[2])):
-                from ..diagnose import diagnose
+                from ..engine.diagnose import diagnose
 
                 chosen = piece[1] if classes is not None else neuron[part]
                 raise diagnose(self.analyzer, [np.asarray(x, np.float32) for x in batch],

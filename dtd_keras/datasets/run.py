@@ -77,7 +77,7 @@ def _default_chunk_size(batch_size: int, bytes_per_sample: int) -> int:
 def _pixel_range(analyzer: Any, pixel_range: Any) -> tuple[float, float] | None:
     if pixel_range != "auto":
         return None if pixel_range is None else (float(pixel_range[0]), float(pixel_range[1]))
-    from ..domains import Box
+    from ..engine.domains import Box
 
     domain = analyzer.input_domains[0]
     if isinstance(domain, Box) and domain.low.ndim == 0 and domain.high.ndim == 0:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ..reading import IMAGE_SUFFIXES, read_inputs
+
 __all__ = ["Chunk", "Source", "open_source"]
 
 
@@ -214,8 +216,6 @@ class DatasetSource(Source):
 # ------------------------------------------------------------------- folders
 def image_files(folder: Path) -> list[Path]:
     """The image files under ``folder`` (recursively), sorted by relative path."""
-    from ..cli.inputs import IMAGE_SUFFIXES
-
     found = [Path(root) / f for root, _, files in os.walk(folder) for f in files
              if Path(f).suffix.lower() in IMAGE_SUFFIXES]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
@@ -223,7 +223,7 @@ def image_files(folder: Path) -> list[Path]:
 
 class FolderSource(Source):
     """The image files under a folder (recursively, sorted by relative path), read and
-    resized as the command line reads them (:func:`dtd_keras.cli.read_inputs`): pixel
+    resized as the command line reads them (:func:`dtd_keras.reading.read_inputs`): pixel
     values 0…255 mapped linearly onto ``pixel_range`` (raw when None). No labels."""
 
     rereads_cheaply = False
@@ -246,15 +246,10 @@ class FolderSource(Source):
 
     def chunks(self, chunk_size: int, wanted: Sequence[int],
                shard: tuple[int, int] = (0, 1)) -> Iterator[Chunk]:
-        from ..cli import CLIError, read_inputs
-
         for index in wanted:
             start = index * chunk_size
             files = self.files[start:start + chunk_size]
-            try:
-                batch, _ = read_inputs([str(f) for f in files], self.shape, self.pixel_range)
-            except CLIError as error:
-                raise ValueError(str(error)) from None
+            batch, _ = read_inputs([str(f) for f in files], self.shape, self.pixel_range)
             yield Chunk(index, start, [batch], None)
 
 

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..engine.neurons import parse_neurons
 from ..explanation import Explanation
-from ..neurons import parse_neurons
 
 __all__ = ["LogitFunction", "as_batch", "explain_with", "figure"]
 

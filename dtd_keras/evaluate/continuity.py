@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..domains import POSITIVE, Box
+from ..engine.domains import POSITIVE, Box
 from ._common import as_batch, explain_with, figure
 
 __all__ = ["Continuity", "continuity"]

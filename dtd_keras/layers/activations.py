@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domains import POSITIVE, REAL, Domain
+from ..engine.domains import POSITIVE, REAL, Domain
+from ..engine.graph import Call, Graph
 from ..errors import UnsupportedLayerError
-from ..graph import Call, Graph
 from .base import Identity, LayerRelevance, map_domains
 
 __all__ = ["ActivationPass", "Elementwise", "activation_name", "activation_relevance"]

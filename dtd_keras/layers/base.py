@@ -19,9 +19,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..domains import POSITIVE, REAL, Box, Domain
-from ..graph import Call, Graph
-from ..propagation import tile
+from ..engine.domains import POSITIVE, REAL, Box, Domain
+from ..engine.graph import Call, Graph
+from ..engine.propagation import tile
 from ..rules import Rule
 
 __all__ = ["Identity", "LayerRelevance", "Reindex"]

@@ -7,7 +7,7 @@ A fused activation is applied forward; relevance crosses it unchanged (ReLU exac
 other activations with a warning).
 
 BatchNormalization that directly follows a linear layer is folded into it
-(:mod:`dtd_keras.canonizers`): ``W' = W · γ/√(σ²+ε)`` per output channel and
+(:mod:`dtd_keras.engine.canonizers`): ``W' = W · γ/√(σ²+ε)`` per output channel and
 ``b' = (b − μ) · γ/√(σ²+ε) + β``, computed from the live variables at every call.
 A BatchNormalization on its own is the per-channel affine map ``x · s + t``: each output
 has one input. Under DTD it uses the w²-rule, which on a one-input neuron passes the
@@ -23,10 +23,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from ..domains import POSITIVE, REAL
+from ..engine.domains import POSITIVE, REAL
+from ..engine.graph import Call, Graph
+from ..engine.propagation import propagate
 from ..errors import UnsupportedLayerError
-from ..graph import Call, Graph
-from ..propagation import propagate
 from ..rules import W2, Epsilon, ZFlat
 from .activations import HEAD_ACTIVATIONS, NONNEGATIVE, activation_name, check_activation
 from .base import LayerRelevance, map_domains

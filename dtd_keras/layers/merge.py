@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from ..domains import POSITIVE, REAL
+from ..engine.domains import POSITIVE, REAL
+from ..engine.graph import Call, Graph
+from ..engine.propagation import safe_divide
 from ..errors import UnsupportedLayerError
-from ..graph import Call, Graph
-from ..propagation import safe_divide
 from .activations import activation_name
 from .base import LayerRelevance
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import keras
 
-from ..graph import Call, Graph
-from ..propagation import propagate
+from ..engine.graph import Call, Graph
+from ..engine.propagation import propagate
 from ..rules import Z
 from .base import LayerRelevance, Reindex
 

@@ -9,8 +9,8 @@ import keras
 from keras.src.ops import nn as keras_nn
 from keras.src.ops import numpy as keras_numpy
 
+from ..engine.graph import Call, Graph
 from ..errors import UnsupportedLayerError
-from ..graph import Call, Graph
 from .activations import (
     ActivationPass,
     Elementwise,

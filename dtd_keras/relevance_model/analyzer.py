@@ -12,11 +12,11 @@ import numpy as np
 import tensorflow as tf
 
 from ..analyzers import DTD
-from ..domains import REAL, Box, as_domain
+from ..engine.domains import REAL, Box, as_domain
+from ..engine.neurons import parse_neurons
 from ..errors import NumericalError
 from ..explanation import Explanation
 from ..layers.base import LayerRelevance
-from ..neurons import parse_neurons
 from .layer import MinMaxRelevance, NotFittedError, r_squared, rms
 from .placement import check_layer, context_size, default_layers, make_model, upper_step
 from .steps import ContextRecorder, ModelledStep

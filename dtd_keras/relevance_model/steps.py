@@ -6,8 +6,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from ..engine.propagation import propagate, safe_divide, tile
 from ..layers.base import LayerRelevance
-from ..propagation import propagate, safe_divide, tile
 
 __all__ = ["ContextRecorder", "ModelledStep"]
 

@@ -57,7 +57,7 @@ def propagate_blocks(group: Group, rule: Rule, forward: Callable, kernel: Tensor
                      bias: Tensor | None, x: Tensor, relevance: Tensor, size: int,
                      copies: Tensor | None = None,
                      stack: tuple[int, int] | None = None) -> Tensor:
-    """:func:`~dtd_keras.propagation.propagate` for one group, ``size`` kernel rows at a
+    """:func:`~dtd_keras.engine.propagation.propagate` for one group, ``size`` kernel rows at a
     time: the same numbers, up to the order of float32 additions."""
     rows = kernel.shape[0]
     full, tail = divmod(rows, size)  # ``full`` blocks in the loops, then a shorter one

@@ -3,7 +3,7 @@ them (modified forward pass, division, backward pass times input).
 
 A :class:`Term` ``(a, ρ, β, σ)`` names an input map ``a = a(x)``, a weight map ``ρ(W)``,
 an optional bias map ``β(b)`` and a sign ``σ = ±1``; a :class:`Group` of terms shares one
-denominator. :func:`dtd_keras.propagation.propagate` puts the steps together.
+denominator. :func:`dtd_keras.engine.propagation.propagate` puts the steps together.
 """
 
 from __future__ import annotations

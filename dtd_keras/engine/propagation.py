@@ -18,7 +18,7 @@ matrix pseudocode (supplement section 2) for every layer type at once. It also s
 denominators between several neurons per sample, reuses the forward pass's pre-activation
 where it is the denominator, and processes huge Dense kernels in blocks of rows.
 
-Division (:mod:`dtd_keras.division`): where ``d_j = 0`` (on CPU, TensorFlow flushes every
+Division (:mod:`dtd_keras.engine.division`): where ``d_j = 0`` (on CPU, TensorFlow flushes every
 ``|d_j|`` below the smallest normal float32, ≈1.2e-38, to 0), ``s_j = 0``: a neuron whose
 denominator vanishes passes no relevance down; a denominator that overflowed gives NaN,
 which the analyzer reports by layer. Inside
@@ -26,8 +26,8 @@ which the analyzer reports by layer. Inside
 reduction per division instead of two elementwise passes, and the pass's results become
 NaN at the end if any denominator overflowed.
 
-The pieces live in :mod:`dtd_keras.terms` (terms, groups, the trick's steps),
-:mod:`dtd_keras.division` and :mod:`dtd_keras.row_blocks` (huge Dense kernels); this
+The pieces live in :mod:`dtd_keras.engine.terms` (terms, groups, the trick's steps),
+:mod:`dtd_keras.engine.division` and :mod:`dtd_keras.engine.row_blocks` (huge Dense kernels); this
 module puts them together and re-exports what rules and layers use.
 """
 
@@ -77,7 +77,8 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
     backward pass runs per copy.
 
     ``preactivation``: ``forward(x, kernel, bias)`` as the forward pass computed it
-    (available only once ``relevance`` is, like ``x``: see :func:`dtd_keras.passes.backward`);
+    (available only once ``relevance`` is, like ``x``: see
+    :func:`dtd_keras.engine.passes.backward`);
     rules whose denominator it is (:attr:`Rule.plain`) and γ's sign test reuse it.
 
     ``stack``: ``(input axis, kernel axis)`` along which ``forward`` sums (channels), if

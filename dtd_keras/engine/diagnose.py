@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from ..errors import NumericalError, UnsupportedLayerError
 from .domains import Box, Domain
-from .errors import NumericalError, UnsupportedLayerError
 from .graph import Call
 
 __all__ = ["check_box_shape", "check_dtype", "diagnose"]

@@ -1,4 +1,8 @@
-"""Reading ``explain``'s INPUTS (arrays, images, folders of them) into one float32 batch."""
+"""Reading input files (arrays, images, folders of them) into one float32 batch.
+
+Shared by the command line (``dtd-keras explain``) and :func:`dtd_keras.analyze_dataset`
+(image folders); needs numpy only (Pillow for images). Problems raise
+:class:`~dtd_keras.errors.InputFileError` naming the file."""
 
 from __future__ import annotations
 
@@ -6,13 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CLIError
-from .models import show_shape
+from .errors import InputFileError
 
-__all__ = ["ARRAY_SUFFIXES", "IMAGE_SUFFIXES", "expand_inputs", "read_inputs"]
+__all__ = ["ARRAY_SUFFIXES", "IMAGE_SUFFIXES", "expand_inputs", "read_inputs", "show_shape"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ARRAY_SUFFIXES = (".npy", ".npz")
+
+
+def show_shape(shape: tuple) -> str:
+    """``(batch, 8, 8, 1)``."""
+    return "(" + ", ".join("batch" if i == 0 else str(d) for i, d in enumerate(shape)) + ")"
 
 
 def expand_inputs(paths: list[str]) -> list[str]:
@@ -28,9 +36,9 @@ def expand_inputs(paths: list[str]) -> list[str]:
         elif path.is_file():
             files.append(name)
         elif path.exists():
-            raise CLIError(f"input {name} is not a file or folder")
+            raise InputFileError(f"input {name} is not a file or folder")
         else:
-            raise CLIError(f"input file not found: {name}")
+            raise InputFileError(f"input file not found: {name}")
     return files
 
 
@@ -43,30 +51,31 @@ def _read_array(path: Path, npz_key: str | None) -> np.ndarray:
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as error:
-        raise CLIError(f"cannot read {path}: {' '.join(str(error).split())}") from None
+        raise InputFileError(f"cannot read {path}: {' '.join(str(error).split())}") from None
     except OSError as error:
-        raise CLIError(f"cannot read {path}: {error}") from None
+        raise InputFileError(f"cannot read {path}: {error}") from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = list(loaded.files)
             if npz_key is not None:
                 if npz_key not in keys:
-                    raise CLIError(f"{path} has no array {npz_key!r}; it holds {keys}")
+                    raise InputFileError(f"{path} has no array {npz_key!r}; it holds {keys}")
                 key = npz_key
             elif len(keys) == 1:
                 key = keys[0]
             elif "x" in keys:
                 key = "x"
             else:
-                raise CLIError(f"{path} holds several arrays {keys}; choose one with --npz-key")
+                raise InputFileError(f"{path} holds several arrays {keys}; choose one with "
+                                     "--npz-key")
             array = loaded[key]
     else:
         array = loaded
     if np.iscomplexobj(array):
-        raise CLIError(f"{path} holds a complex array ({array.dtype}); models take real "
+        raise InputFileError(f"{path} holds a complex array ({array.dtype}); models take real "
                        "numbers: save its real part (x.real) or magnitude (np.abs(x)) instead")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise CLIError(f"{path} holds a {array.dtype} array, not numbers")
+        raise InputFileError(f"{path} holds a {array.dtype} array, not numbers")
     return array
 
 
@@ -76,7 +85,7 @@ def _image_size(image_shape: tuple, path: Path) -> tuple[int | None, int | None,
         return image_shape[1], image_shape[2], image_shape[3]
     if len(image_shape) == 3:
         return image_shape[1], image_shape[2], None
-    raise CLIError(f"{path} is an image, but the model input {show_shape(image_shape)} is "
+    raise InputFileError(f"{path} is an image, but the model input {show_shape(image_shape)} is "
                    "not an image (batch, height, width[, 1|3|4 channels]); give a .npy array")
 
 
@@ -86,7 +95,7 @@ def _read_image(path: Path, shape: tuple, pixel_range: tuple[float, float] | Non
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
-        raise CLIError(f"reading the image {path} needs Pillow: pip install "
+        raise InputFileError(f"reading the image {path} needs Pillow: pip install "
                        "'dtd-keras[viz]' (or give the pixels as a .npy array)") from None
     try:
         with Image.open(path) as opened:
@@ -97,7 +106,7 @@ def _read_image(path: Path, shape: tuple, pixel_range: tuple[float, float] | Non
                 picture = picture.resize(size, Image.Resampling.BILINEAR)
             pixels = np.asarray(picture, dtype=np.float32)
     except (UnidentifiedImageError, OSError) as error:
-        raise CLIError(f"cannot read the image {path}: {error}") from None
+        raise InputFileError(f"cannot read the image {path}: {error}") from None
     if channels == 1:
         pixels = pixels[..., None]
     if pixel_range is not None:
@@ -128,20 +137,22 @@ def read_inputs(paths: list[str], shape: tuple, pixel_range: tuple[float, float]
             if _fits(array.shape, sample_shape):
                 array = array[None]
             elif not (array.ndim == len(shape) and _fits(array.shape[1:], sample_shape)):
-                raise CLIError(f"{name}: array of shape {array.shape} does not fit the model "
-                               f"input {show_shape(shape)} (give one sample or a batch)")
+                raise InputFileError(
+                    f"{name}: array of shape {array.shape} does not fit the model input "
+                    f"{show_shape(shape)} (give one sample or a batch)")
         elif suffix in IMAGE_SUFFIXES:
             array = _read_image(path, shape, pixel_range)
         else:
-            raise CLIError(f"{name}: unknown input type {suffix or '(no suffix)'}; give .npy, "
-                           f".npz or an image ({', '.join(IMAGE_SUFFIXES)})")
+            raise InputFileError(
+                f"{name}: unknown input type {suffix or '(no suffix)'}; give .npy, .npz or an "
+                f"image ({', '.join(IMAGE_SUFFIXES)})")
         batches.append(array.astype(np.float32))
         sources += [{"source": name, "source_index": i} for i in range(array.shape[0])]
     shapes = {b.shape[1:] for b in batches if len(b)}
     if len(shapes) > 1:
-        raise CLIError(f"the inputs have different shapes {sorted(shapes)}; the model input is "
-                       f"{show_shape(shape)} (give images of one size or a model with a fixed "
-                       "input size)")
+        raise InputFileError(
+            f"the inputs have different shapes {sorted(shapes)}; the model input is "
+            f"{show_shape(shape)} (give images of one size or a model with a fixed input size)")
     if not sources:
         known = next((b.shape[1:] for b in batches), None)  # an array of 0 samples
         empty_shape = known if known is not None else tuple(d or 0 for d in sample_shape)

@@ -63,7 +63,7 @@ class Graph:
 
 def as_functional(model: Any) -> Any:
     """The functional graph behind ``model``; a clear error where there is none."""
-    from .errors import UnsupportedLayerError
+    from ..errors import UnsupportedLayerError
 
     if isinstance(model, keras.Sequential):
         functional = getattr(model, "_functional", None)
@@ -85,7 +85,7 @@ def as_functional(model: Any) -> Any:
 def _refuse_training_mode(node: Any, scope: str) -> None:
     """A call made with ``training=True`` computes its training behaviour (batch
     statistics, dropout) at inference too; the analyzer would explain something else."""
-    from .errors import UnsupportedLayerError
+    from ..errors import UnsupportedLayerError
 
     kwargs = getattr(getattr(node, "arguments", None), "kwargs", None) or {}
     if kwargs.get("training") is True:

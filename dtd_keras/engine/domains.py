@@ -44,7 +44,7 @@ class _Positive(Domain):
     name = "positive"
 
     def check(self, x: np.ndarray, what: str) -> None:
-        from .errors import DomainError
+        from ..errors import DomainError
 
         lowest = float(np.min(x)) if x.size else 0.0
         if lowest < 0.0:
@@ -119,7 +119,7 @@ class Box(Domain):
         object.__setattr__(self, "high", high)
 
     def check(self, x: np.ndarray, what: str) -> None:
-        from .errors import DomainError
+        from ..errors import DomainError
 
         try:
             below = self.low - x

@@ -106,7 +106,7 @@ def canonize(graph: Graph, calls: list[Call]) -> list[Call]:
 
 def _head_layer(call: Call) -> bool:
     """A softmax/sigmoid layer (not fused into another layer)."""
-    from .layers import HEAD_ACTIVATIONS, activation_name
+    from ..layers import HEAD_ACTIVATIONS, activation_name
 
     layer = call.operation
     if isinstance(layer, keras.layers.Softmax):
@@ -120,7 +120,7 @@ def strip_head(calls: list[Call], output: int) -> tuple[list[Call], int, list]:
     ``output``, the tensor whose value is explained (the logit below it) and the stripped
     head functions in order (a softmax/sigmoid fused into the last layer as its
     ``activation`` first; that layer itself computes the logit when it is the head)."""
-    from .layers import HEAD_ACTIVATIONS, activation_name
+    from ..layers import HEAD_ACTIVATIONS, activation_name
 
     def producer_of(key: int) -> Call | None:
         return next((c for c in calls if key in c.outputs), None)

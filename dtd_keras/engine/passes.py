@@ -106,8 +106,8 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
     ``copies``: ``top`` stacks that many relevance sets (see the module docstring).
     ``inspect(step, rule, lower)``, if given, sees each call's input relevance. Without
     it, the divisions' overflow tests are deferred
-    (:func:`~dtd_keras.propagation.deferred_overflow_check`): every map is NaN if any
-    denominator overflowed, and :func:`dtd_keras.diagnose.diagnose` (which inspects) then
+    (:func:`~dtd_keras.engine.propagation.deferred_overflow_check`): every map is NaN if any
+    denominator overflowed, and :func:`dtd_keras.engine.diagnose.diagnose` (which inspects) then
     finds the layer."""
     if inspect is None:
         with deferred_overflow_check() as flags:
