@@ -1,4 +1,5 @@
-"""What a stored run is: the model, its weights, the analyzer and the run's arguments.
+"""What a stored run is: the model, its weights, the analyzer (with any fitted state of
+its own) and the run's arguments.
 
 :func:`run_identity` collects them as a JSON-ready dict; a store keeps it in its metadata,
 and a run resumes a store only when :func:`differences` between the two is empty.
@@ -59,15 +60,21 @@ def _hash(value: Any) -> str:
 
 def analyzer_config(analyzer: Any) -> dict:
     """The analyzer's type, rule per layer (repr), input domains, options, and a hash of
-    every rule and domain parameter (box bounds included, which the reprs abbreviate)."""
+    every rule and domain parameter (box bounds included, which the reprs abbreviate);
+    for an analyzer with fitted state (``MinMaxDTD``: its relevance models' weights), its
+    ``state_fingerprint()`` as ``state``."""
     rules = {name: repr(rule) for name, rule in analyzer.rules.items()}
     domains = [repr(d) for d in analyzer.input_domains]
     parameters = _canonical({"rules": dict(analyzer.rules), "domains": list(
         analyzer.input_domains)})
-    return {"type": f"{type(analyzer).__module__}.{type(analyzer).__qualname__}",
-            "rules": rules, "input_domains": domains,
-            "max_pool": analyzer.max_pool, "add": analyzer.add,
-            "output_size": analyzer.output_size, "parameters": _hash(parameters)}
+    config = {"type": f"{type(analyzer).__module__}.{type(analyzer).__qualname__}",
+              "rules": rules, "input_domains": domains,
+              "max_pool": analyzer.max_pool, "add": analyzer.add,
+              "output_size": analyzer.output_size, "parameters": _hash(parameters)}
+    state = getattr(analyzer, "state_fingerprint", None)
+    if callable(state):
+        config["state"] = state()
+    return config
 
 
 def model_config(model: Any) -> dict:

@@ -22,7 +22,8 @@ class Results:
     (``neuron``, ``logit``, ``index``, ``label``, ``properties``) are numpy arrays, read on
     first access. With ``neuron="all"`` every per-sample array has a class axis after the
     sample axis. In a partial store, samples of unfinished chunks hold the fill values
-    (NaN, −1, False); ``done`` says which samples are finished.
+    (NaN, −1, False); ``done`` says which samples are finished (a chunk whose file was
+    deleted after it was committed is not: ``lost`` names that file).
     """
 
     def __init__(self, store: Store) -> None:
@@ -43,10 +44,20 @@ class Results:
         return self._store.array(name)[...]
 
     @cached_property
+    def _checked(self) -> tuple[dict[int, int], dict[int, str]]:
+        return self._store.checked_done()
+
+    @property
+    def lost(self) -> dict[int, str]:
+        """``{chunk: file}``: committed chunks with a chunk file missing (deleted behind
+        the store's back); they count as not done, and resuming explains them again."""
+        return dict(self._checked[1])
+
+    @property
     def done(self) -> np.ndarray:
-        """Per sample: whether its chunk is committed."""
+        """Per sample: whether its chunk is committed and all its chunk files are there."""
         mask = np.zeros(self.layout.count, dtype=bool)
-        for chunk in self._store.done():
+        for chunk in self._checked[0]:
             start, stop = self.layout.chunk_range(chunk)
             mask[start:stop] = True
         return mask
@@ -102,16 +113,28 @@ class Results:
 def load_results(out: str | Path, *, allow_partial: bool = False) -> Results:
     """Open the results store ``out`` written by :func:`~dtd_keras.analyze_dataset`.
 
-    Refuses (``ValueError``) a store whose run has not finished every chunk, unless
-    ``allow_partial`` (then ``results.done`` says which samples are finished).
+    Refuses (``ValueError``) a store whose run has not finished every chunk, or one with
+    a committed chunk's file missing (deleted: the chunk would read back as NaN), unless
+    ``allow_partial`` (then ``results.done`` says which samples are finished and
+    ``results.lost`` which chunk files are missing).
     """
     path = Path(out)
     if not path.exists():
         raise FileNotFoundError(f"no results store at {path}")
     results = Results(Store(path))
+    if not allow_partial and results.lost:
+        chunk, lost = next(iter(sorted(results.lost.items())))
+        start, stop = results.layout.chunk_range(chunk)
+        others = len(results.lost) - 1
+        raise ValueError(
+            f"{path}: chunk {chunk} (samples {start}…{stop - 1}) was committed, but its file "
+            f"{lost} is missing (deleted?)" + (f"; {others} other chunk(s) too" if others
+                                              else "")
+            + ". Run analyze_dataset again with the same arguments to explain it again, or "
+            "pass allow_partial=True to read the rest.")
     if not allow_partial and not results.complete:
         layout = results.layout
-        chunks = len(results._store.done())
+        chunks = len(results._checked[0])
         raise ValueError(
             f"{path} is incomplete: {chunks} of {layout.n_chunks} chunks "
             f"({int(results.done.sum())} of {layout.count} samples) are done; a run is still "

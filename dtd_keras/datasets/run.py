@@ -1,15 +1,18 @@
 """The run loop: explain a dataset chunk by chunk into a results store.
 
-:func:`analyze_dataset` reads the data (:mod:`.sources`), creates or resumes the store
-(:mod:`.store`), and for each of its worker's unfinished chunks checks the inputs, runs
-the analyzer's compiled function in batches (under a ``tf.distribute`` strategy if one is
-given), computes the seed-section-3 properties and commits the chunk.
+:func:`analyze_dataset` checks its arguments (:mod:`.arguments`), reads the data
+(:mod:`.sources`), creates or resumes the store (:mod:`.create`), checks that the finished
+chunks are still there and still come from the same data, and for each of its worker's
+unfinished chunks checks the inputs, runs the analyzer's compiled function in batches
+(under a ``tf.distribute`` strategy if one is given), computes the seed-section-3
+properties and commits the chunk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,70 +22,14 @@ from typing import Any
 import numpy as np
 
 from ..explanation import Explanation
+from . import arguments
 from .compute import Explainer, worker_share
+from .create import prepare, refuse_overlap
 from .results import Results
-from .sources import Chunk, Source, open_source
-from .store import PROPERTY_FIELDS, Layout, Store, prepare
+from .sources import Chunk, Source, data_changed, open_source
+from .store import PROPERTY_FIELDS, Layout, Store
 
 __all__ = ["analyze_dataset"]
-
-DTYPES = ("float32", "float16")
-_TARGET_CHUNK_BYTES = 4 << 20
-_MAX_BATCHES_PER_CHUNK = 64
-
-
-# ------------------------------------------------------------------- arguments
-def _neuron_spec(neuron: Any, source: Source, size: int | None
-                 ) -> tuple[str, Any, Any]:
-    """(mode, value, what to record): mode is "top", "fixed", "per_sample", "label", "all"."""
-    limit = size if size is not None else np.iinfo(np.int32).max
-    if neuron is None:
-        return "top", None, None
-    if isinstance(neuron, str):
-        if neuron == "label":
-            if not source.has_labels:
-                raise ValueError(f"neuron='label' needs class labels: {source.labels_note}")
-            return "label", None, "label"
-        if neuron == "all":
-            if size is None:
-                raise ValueError("neuron='all' needs an explained output of static size")
-            return "all", None, "all"
-        raise ValueError(f"neuron must be None, an int, one int per sample, 'label' or "
-                         f"'all'; got {neuron!r}")
-    chosen = np.asarray(neuron)
-    if not np.issubdtype(chosen.dtype, np.integer):
-        raise ValueError(f"neuron must hold integers, got {chosen.dtype}")
-    if chosen.ndim == 0:
-        if not 0 <= int(chosen) < limit:
-            raise ValueError(f"neuron {int(chosen)} is out of range: the explained output "
-                             f"has {size} neurons")
-        return "fixed", int(chosen), int(chosen)
-    if chosen.shape != (source.count,):
-        raise ValueError(f"neuron must be an int or one index per sample ({source.count}); "
-                         f"got shape {chosen.shape}")
-    if chosen.size and (chosen.min() < 0 or chosen.max() >= limit):
-        raise ValueError(f"neuron index out of range ({int(chosen.min())} … "
-                         f"{int(chosen.max())}): the explained output has {size} neurons")
-    chosen = chosen.astype(np.int32)
-    return "per_sample", chosen, {
-        "per_sample": hashlib.sha256(chosen.astype("<i4").tobytes()).hexdigest()}
-
-
-def _default_chunk_size(batch_size: int, bytes_per_sample: int) -> int:
-    """A multiple of ``batch_size`` holding about 4 MiB of relevance (≤ 64 batches)."""
-    batches = _TARGET_CHUNK_BYTES // max(1, batch_size * bytes_per_sample)
-    return batch_size * int(min(_MAX_BATCHES_PER_CHUNK, max(1, batches)))
-
-
-def _pixel_range(analyzer: Any, pixel_range: Any) -> tuple[float, float] | None:
-    if pixel_range != "auto":
-        return None if pixel_range is None else (float(pixel_range[0]), float(pixel_range[1]))
-    from ..engine.domains import Box
-
-    domain = analyzer.input_domains[0]
-    if isinstance(domain, Box) and domain.low.ndim == 0 and domain.high.ndim == 0:
-        return float(domain.low), float(domain.high)
-    return None
 
 
 def _digest(chunk: Chunk) -> int:
@@ -130,20 +77,26 @@ def analyze_dataset(analyzer: Any, data: Any, out: str | Path, *,
         Any dtd_keras analyzer (``dk.DTD``, ``dk.LRP``, a preset).
     data:
         A ``tf.data.Dataset`` (of samples or of batches; elements ``inputs`` or
-        ``(inputs, labels)``), numpy arrays (``x``, ``(x, y)``; a tuple of arrays for a
-        multi-input model) or a folder of images (read as the ``dtd-keras explain``
-        command reads them, recursively, in sorted order).
+        ``(inputs, labels)``; it must yield the same samples on every pass), numpy arrays
+        (``x``, ``(x, y)``; a tuple of arrays for a multi-input model) or a folder of
+        images (read as the ``dtd-keras explain`` command reads them, recursively, in
+        sorted order). Real numbers only (complex data is refused). A Python generator or
+        iterator is refused (it can be read only once): wrap it in
+        ``tf.data.Dataset.from_generator`` or pass ``np.stack(list(samples))``.
     out:
-        A local folder (a shared filesystem for several workers): the Zarr v3 store.
+        A local folder (a shared filesystem for several workers): the Zarr v3 store. It
+        must not be, contain or lie inside the data's folder or files.
     neuron:
         As in ``analyze``: None (each sample's top logit), an int, one int per sample;
         or ``"label"`` (each sample's integer label) or ``"all"`` (every output neuron:
         the results get a class axis after the sample axis).
     batch_size:
-        Samples per call of the compiled function (across a strategy's local replicas).
+        Samples per call of the compiled function (across a strategy's local replicas);
+        a positive int, capped at the number of samples.
     chunk_size:
         Samples per committed chunk (the unit of resumption); default: a multiple of
-        ``batch_size`` holding about 4 MiB of relevance, at most 64 batches.
+        ``batch_size`` holding about 4 MiB of relevance, at most 64 batches; capped at
+        the number of samples.
     dtype:
         ``"float32"`` or ``"float16"`` for the stored relevance (properties are always
         computed from float32).
@@ -156,14 +109,16 @@ def analyze_dataset(analyzer: Any, data: Any, out: str | Path, *,
         analyzer, data and arguments; anything else is refused with what differs). With
         ``resume=False`` an existing store is refused.
     overwrite:
-        Replace whatever is at ``out`` (single worker only).
+        Replace the results store at ``out`` (single worker only). Only a store this
+        library wrote, holding nothing else, is replaced; anything else at ``out`` is
+        refused, with or without ``overwrite``.
     progress:
         Show a progress bar (tqdm, on stderr) with samples/s and ETA.
     pixel_range:
         For a folder of images: the range pixel values 0…255 are mapped onto;
         ``"auto"`` uses the analyzer's scalar input box, else raw values.
     rtol:
-        Tolerance of the ``positive``/``consistent`` properties.
+        Tolerance of the ``positive``/``consistent`` properties: a finite number ≥ 0.
 
     Returns
     -------
@@ -171,30 +126,28 @@ def analyze_dataset(analyzer: Any, data: Any, out: str | Path, *,
         The store, opened lazily (see :func:`load_results`); with several workers this
         worker's view, complete once every worker has finished.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-            batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(
-            chunk_size, (int, np.integer)) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    arguments.check_sizes(batch_size, chunk_size)
+    if dtype not in arguments.DTYPES:
+        raise ValueError(f"dtype must be one of {arguments.DTYPES}, got {dtype!r}")
+    rtol = arguments.check_rtol(rtol)
     specs = analyzer.input_specs
-    source = open_source(data, [tuple(s.shape) for s in specs], _pixel_range(analyzer,
-                                                                             pixel_range))
-    mode, chosen, recorded = _neuron_spec(neuron, source, analyzer.output_size)
+    shapes = arguments.fixed_shapes(specs)
+    source = open_source(data, [tuple(s.shape) for s in specs],
+                         arguments.pixel_range(analyzer, pixel_range))
+    refuse_overlap(Path(out), source.paths)
+    mode, chosen, recorded = arguments.neuron_spec(neuron, source, analyzer.output_size)
     classes = analyzer.output_size if mode == "all" else None
-    shapes = [[int(d) for d in s.shape[1:]] for s in specs]
     bytes_per_sample = np.dtype(dtype).itemsize * (classes or 1) * sum(
         int(np.prod(s, dtype=np.int64)) for s in shapes)
-    chunk_size = int(chunk_size or _default_chunk_size(int(batch_size), bytes_per_sample))
+    batch_size, chunk_size = arguments.sizes(batch_size, chunk_size, source.count,
+                                             bytes_per_sample)
     layout = Layout(count=source.count, chunk_size=chunk_size, inputs=shapes, classes=classes,
-                    dtype=dtype, labels=source.has_labels)
+                    dtype=dtype, labels=source.has_labels, file_digests=source.file_digests)
     from .identity import run_identity
 
-    arguments = {"neuron": recorded, "batch_size": int(batch_size), "chunk_size": chunk_size,
-                 "dtype": dtype, "rtol": float(rtol)}
-    identity = run_identity(analyzer, arguments, source.description)
+    identity = run_identity(analyzer, {"neuron": recorded, "batch_size": batch_size,
+                                       "chunk_size": chunk_size, "dtype": dtype,
+                                       "rtol": rtol}, source.description)
     worker, workers = worker_share(strategy)
     if workers > 1 and not resume:
         raise ValueError("with several workers resume must be True: the workers join the "
@@ -202,7 +155,7 @@ def analyze_dataset(analyzer: Any, data: Any, out: str | Path, *,
                          "start from scratch")
     store = prepare(Path(out), identity, layout, resume=resume, overwrite=overwrite,
                     workers=workers)
-    _run(store, analyzer, source, Explainer(analyzer, strategy, int(batch_size)),
+    _run(store, analyzer, source, Explainer(analyzer, strategy, batch_size),
          mode, chosen, (worker, workers), progress, rtol)
     return Results(Store(store.path))
 
@@ -234,6 +187,8 @@ def _commit(store: Store, chunk: Chunk, digest: int, maps: list[np.ndarray],
                   **_properties(maps, neuron, logit, layout.classes, rtol))
     if layout.labels:
         values["label"] = chunk.labels
+    if layout.file_digests:
+        values["file_digest"] = chunk.file_digests
     store.commit(chunk.index, values, digest)
 
 
@@ -246,6 +201,37 @@ def _progress_bar(enabled: bool, total: int, initial: int, share: tuple[int, int
                 desc="explaining" + (f" (worker {worker + 1}/{workers})" if workers > 1 else ""))
 
 
+def _finished(store: Store, source: Source, mine: list[int]) -> dict[int, int]:
+    """``{chunk: digest}`` of this worker's finished chunks: committed, every chunk file
+    there (a chunk whose file was deleted is explained again, with a warning), and, for
+    an image folder, every file's bytes unchanged (else the run is refused)."""
+    done, missing = store.checked_done()
+    layout = store.layout
+    lost = {index: file for index, file in missing.items() if index in mine}
+    if lost:
+        listed = ", ".join(f"chunk {index} (samples {layout.chunk_range(index)[0]}…"
+                           f"{layout.chunk_range(index)[1] - 1}): {file}"
+                           for index, file in lost.items())
+        warnings.warn(f"{store.path}: committed chunks have files missing (deleted?): "
+                      f"{listed}; explaining them again", stacklevel=4)
+    done = {i: d for i, d in done.items() if i in mine}
+    if not layout.file_digests:
+        return done
+    for index in sorted(done):
+        start, stop = layout.chunk_range(index)
+        changed = np.flatnonzero(source.digests(start, stop)
+                                 != store.array("file_digest")[start:stop])
+        if changed.size:
+            more = (f" (and {changed.size - 1} other file(s) of that chunk)"
+                    if changed.size > 1 else "")
+            raise ValueError(
+                f"cannot resume {store.path}: {source.name(start + int(changed[0]))} changed "
+                f"after chunk {index} (samples {start}…{stop - 1}) was explained from it"
+                f"{more}; resuming would mix two versions of the data. Pass overwrite=True "
+                "to explain the folder again, or choose another out")
+    return done
+
+
 def _run(store: Store, analyzer: Any, source: Source, explainer: Explainer, mode: str,
          chosen: Any, share: tuple[int, int], progress: bool, rtol: float) -> None:
     """Explain this worker's unfinished chunks; check the finished ones' digests.
@@ -255,8 +241,8 @@ def _run(store: Store, analyzer: Any, source: Source, explainer: Explainer, mode
     """
     layout = store.layout
     worker, workers = share
-    done = store.done()
     mine = [i for i in range(layout.n_chunks) if i % workers == worker]
+    done = _finished(store, source, mine)
     todo = [i for i in mine if i not in done]
     wanted = mine if source.rereads_cheaply else todo
 
@@ -300,5 +286,6 @@ def _run(store: Store, analyzer: Any, source: Source, explainer: Explainer, mode
             bar.close()
     missing = [i for i in todo if i not in store.done()]
     if missing:
-        raise RuntimeError(f"the data ended before chunk {missing[0]}: it yielded fewer than "
-                           f"the {layout.count} samples counted at the start")
+        raise data_changed(f"it ended before chunk {missing[0]} (sample "
+                           f"{layout.chunk_range(missing[0])[0]}): it yielded fewer than the "
+                           f"{layout.count} samples counted at the start")

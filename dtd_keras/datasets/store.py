@@ -8,29 +8,29 @@ per-sample arrays get a class axis after it)::
     neuron, logit        int32 / float32 (N[, K]): the explained neuron and its logit
     index                int64 (N,): the sample's position in the data
     label                int64 (N,): the class label (only when the data has labels)
+    file_digest          uint64 (N,): a digest of each image file's bytes (image folders only)
     properties/<field>   (N[, K]): seed section 3, the fields of ``Explanation.properties()``
     done                 uint64 (chunks,): the commit markers, one file per chunk
 
 **Commit protocol.** Chunk ``i`` (samples ``i·chunk_size …``) is written into every array
-first; then its marker ``done/c/<i>`` (8 bytes: a nonzero digest of the chunk's inputs,
-which is also the value of ``done[i]`` to Zarr) is written to a temporary file and
-``os.replace``\\ d into place. A chunk without its marker is recomputed and overwritten, so a
-process killed at any moment loses at most the chunks in flight and never leaves a chunk
-that looks done but is not. Different processes write different chunks (the multi-worker
-case): their files never overlap.
+first (every chunk file is written, also one that holds only fill values); then its marker
+``done/c/<i>`` (8 bytes: a nonzero digest of the chunk's inputs, which is also the value of
+``done[i]`` to Zarr) is written to a temporary file and ``os.replace``\\ d into place. A
+chunk without its marker is recomputed and overwritten, so a process killed at any moment
+loses at most the chunks in flight and never leaves a chunk that looks done but is not. A
+chunk with its marker but a chunk file missing (deleted behind the store's back) counts as
+not done (:meth:`Store.checked_done`). Different processes write different chunks (the
+multi-worker case): their files never overlap.
 
-**Creation.** The skeleton (metadata and empty arrays) is built in a temporary folder next
-to ``out`` and renamed onto it: concurrent workers race safely, one rename wins and the
-others join the store it made (after checking it is the same run).
+Creating, replacing and reopening a store: :mod:`.create`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
+import itertools
 import json
 import os
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,15 +39,15 @@ from typing import Any
 import numpy as np
 
 from ..explanation import Properties
-from .identity import differences
 
-__all__ = ["FORMAT", "Layout", "Store", "is_store", "prepare"]
+__all__ = ["FORMAT", "Layout", "Store", "is_store", "read_metadata"]
 
 FORMAT = "dtd_keras.dataset"
 FORMAT_VERSION = 1
 PROPERTY_FIELDS = tuple(f.name for f in dataclasses.fields(Properties))
-_BOOL_FIELDS = ("positive", "consistent")
-_MAX_CHUNK_BYTES = 64 << 20
+# the arrays whose committed chunks never equal their fill values: in stores written before
+# every chunk file was written, only these can tell a deleted chunk file
+_NEVER_FILL = ("relevance", "logit", "index")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class Layout:
     classes: int | None
     dtype: str
     labels: bool
+    file_digests: bool = False
 
     @property
     def n_chunks(self) -> int:
@@ -75,6 +76,14 @@ class Layout:
     def per_sample(self) -> tuple[int, ...]:
         """The axes after the sample axis of neuron, logit and properties."""
         return () if self.classes is None else (self.classes,)
+
+    @property
+    def array_names(self) -> list[str]:
+        """Every per-sample array of the store (not ``done``)."""
+        return [*self.relevance_names, "neuron", "logit", "index",
+                *(["label"] if self.labels else []),
+                *(["file_digest"] if self.file_digests else []),
+                *(f"properties/{field}" for field in PROPERTY_FIELDS)]
 
     def chunk_range(self, index: int) -> tuple[int, int]:
         start = index * self.chunk_size
@@ -105,115 +114,6 @@ def is_store(path: Path) -> bool:
     return read_metadata(path) is not None
 
 
-def _create_arrays(path: Path, metadata: dict, layout: Layout) -> None:
-    import zarr
-    from zarr.codecs import BytesCodec
-
-    group = zarr.open_group(path, mode="w-", attributes={"dtd_keras": metadata})
-    chunk = max(1, layout.chunk_size)
-    n, per = layout.count, layout.per_sample
-    config = {"write_empty_chunks": True}
-
-    def array(name: str, shape: tuple, chunks: tuple, dtype: str, fill: Any) -> None:
-        group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
-                           config=config)
-
-    item = np.dtype(layout.dtype).itemsize
-    for name, shape in zip(layout.relevance_names, layout.inputs):
-        sample_bytes = item * int(np.prod(shape, dtype=np.int64))
-        if layout.classes is None:
-            array(name, (n, *shape), (chunk, *shape), layout.dtype, np.nan)
-        else:  # split the class axis so that one file stays below _MAX_CHUNK_BYTES
-            per_class = max(1, _MAX_CHUNK_BYTES // max(1, chunk * sample_bytes))
-            array(name, (n, layout.classes, *shape),
-                  (chunk, min(layout.classes, per_class), *shape), layout.dtype, np.nan)
-    array("neuron", (n, *per), (chunk, *per), "int32", -1)
-    array("logit", (n, *per), (chunk, *per), "float32", np.nan)
-    array("index", (n,), (chunk,), "int64", -1)
-    if layout.labels:
-        array("label", (n,), (chunk,), "int64", -1)
-    for field in PROPERTY_FIELDS:
-        dtype, fill = ("bool", False) if field in _BOOL_FIELDS else ("float64", np.nan)
-        array(f"properties/{field}", (n, *per), (chunk, *per), dtype, fill)
-    group.create_array("done", shape=(layout.n_chunks,), chunks=(1,), dtype="uint64",
-                       fill_value=0, serializer=BytesCodec(endian="little"),
-                       compressors=None, filters=None)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _create(path: Path, metadata: dict, layout: Layout) -> None:
-    """Build the store next to ``path`` and rename it into place (idempotent under races)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.creating-{uuid.uuid4().hex}"
-    try:
-        _create_arrays(temporary, metadata, layout)
-        try:
-            os.rename(temporary, path)  # onto a missing or empty folder: atomic
-        except OSError:
-            if not is_store(path):  # not another worker's store: something else is there
-                raise
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary)
-
-
-def _existing(path: Path) -> bool:
-    return path.exists() and (not path.is_dir() or any(path.iterdir()))
-
-
-def prepare(path: Path, identity: dict, layout: Layout, *, resume: bool, overwrite: bool,
-            workers: int = 1) -> Store:
-    """Create the store at ``path`` or open it to resume; refuse what would mix runs.
-
-    An existing store is resumed only if ``resume`` and its identity equals ``identity``
-    (else a ``ValueError`` lists what differs); anything else at ``path`` is refused unless
-    ``overwrite`` (which removes it first; single worker only).
-    """
-    path = Path(path)
-    if _existing(path):
-        stored = read_metadata(path)
-        if overwrite:
-            if workers > 1:
-                raise ValueError(f"overwrite=True with {workers} workers would let them delete "
-                                 f"each other's work; remove {path} before starting them")
-            _remove(path)
-        elif stored is None:
-            raise FileExistsError(f"{path} exists and is not a dtd_keras results store; "
-                                  "choose another out, or pass overwrite=True to replace it")
-        elif not resume:
-            store = Store(path)
-            raise FileExistsError(
-                f"{path} already holds results ({len(store.done())} of "
-                f"{store.layout.n_chunks} chunks done); pass resume=True to continue it, "
-                "or overwrite=True to start again")
-    if not _existing(path):
-        metadata = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                    "identity": identity, "layout": layout.to_json(),
-                    "properties": list(PROPERTY_FIELDS)}
-        _create(path, json.loads(json.dumps(metadata)), layout)
-    stored = read_metadata(path)
-    if stored is None:
-        raise FileExistsError(f"{path} is not a dtd_keras results store")
-    changed = differences(stored["identity"], identity)
-    if changed:
-        raise ValueError(
-            f"cannot resume {path}: it holds the results of a different run. What differs:\n  "
-            + "\n  ".join(changed)
-            + "\nRun with the same model, weights, analyzer, data and arguments to resume, "
-              "or pass overwrite=True to start again, or choose another out.")
-    if stored["layout"] != json.loads(json.dumps(layout.to_json())):
-        raise ValueError(f"cannot resume {path}: its layout {stored['layout']} differs from "
-                         f"this run's {layout.to_json()}")
-    return Store(path, writable=True)
-
-
 class Store:
     """An opened results store: its metadata, arrays and commit markers."""
 
@@ -231,13 +131,18 @@ class Store:
                              f"version {FORMAT_VERSION}")
         self.metadata = metadata
         self.layout = Layout(**metadata["layout"])
+        self.writable = writable
         self.group = zarr.open_group(self.path, mode="r+" if writable else "r")
         self._arrays: dict[str, Any] = {}
 
     def array(self, name: str) -> Any:
-        """The Zarr array ``name`` (opened once)."""
+        """The Zarr array ``name`` (opened once; writing every chunk file, also one that
+        holds only fill values, so that a missing file always means a lost chunk)."""
         if name not in self._arrays:
-            self._arrays[name] = self.group[name]
+            array = self.group[name]
+            if self.writable:
+                array = array.with_config({"write_empty_chunks": True})
+            self._arrays[name] = array
         return self._arrays[name]
 
     # -------------------------------------------------------------- markers
@@ -257,6 +162,32 @@ class Store:
             if len(raw) == 8 and int(name) < self.layout.n_chunks:
                 found[int(name)] = int(np.frombuffer(raw, "<u8")[0])
         return found
+
+    def chunk_files(self, index: int) -> list[str]:
+        """The files (relative to the store) that hold chunk ``index`` of every array."""
+        checked = (self.layout.array_names if self.metadata.get("every_chunk_file")
+                   else [n for n in self.layout.array_names if n.startswith(_NEVER_FILL)])
+        files = []
+        for name in checked:
+            array = self.array(name)
+            others = [range(n) for n in array.cdata_shape[1:]]
+            files += [f"{name}/{array.metadata.encode_chunk_key((index, *rest))}"
+                      for rest in itertools.product(*others)]
+        return files
+
+    def checked_done(self) -> tuple[dict[int, int], dict[int, str]]:
+        """``({chunk: digest}, {chunk: missing file})``: the committed chunks whose every
+        chunk file is there, and those with a marker but a file missing (deleted after
+        the chunk was committed; they count as not done)."""
+        done, missing = {}, {}
+        for index, digest in sorted(self.done().items()):
+            lost = next((f for f in self.chunk_files(index)
+                         if not (self.path / f).is_file()), None)
+            if lost is None:
+                done[index] = digest
+            else:
+                missing[index] = lost
+        return done, missing
 
     def commit(self, index: int, values: dict[str, np.ndarray], digest: int) -> None:
         """Write chunk ``index`` into every array, then its marker (atomically).

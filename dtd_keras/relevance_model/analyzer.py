@@ -363,3 +363,22 @@ class MinMaxDTD(DTD):
         analyzer.r2 = dict(meta.get("r2", {}))
         analyzer.fitted = True
         return analyzer
+
+    def state_fingerprint(self) -> str:
+        """SHA-256 of what this fitted analyzer adds to :class:`~dtd_keras.DTD`: its
+        configuration (:meth:`get_config`) and every relevance model's weights (dtype,
+        shape, values), in layer order. :func:`~dtd_keras.analyze_dataset` keeps it in a
+        store's identity, so a store is never resumed with a differently fitted analyzer.
+        Raises :class:`NotFittedError` before :meth:`fit` or :meth:`load`."""
+        import hashlib
+
+        self._require_fitted()
+        digest = hashlib.sha256(json.dumps(self.get_config(), sort_keys=True,
+                                           default=repr).encode())
+        for name in self.layers:
+            digest.update(name.encode())
+            for weight in self.relevance_models[name].get_weights():
+                value = np.ascontiguousarray(weight)
+                digest.update(f"{value.dtype.str}{value.shape}".encode())
+                digest.update(value.tobytes())
+        return digest.hexdigest()
