@@ -175,14 +175,25 @@ class Store:
                       for rest in itertools.product(*others)]
         return files
 
+    def _present(self) -> set[str]:
+        """Every file under the arrays' chunk folders, relative to the store (one listing
+        per folder, instead of one lookup per chunk file)."""
+        found = set()
+        for name in self.layout.array_names:
+            for root, _, files in os.walk(self.path / name / "c"):
+                prefix = Path(root).relative_to(self.path).as_posix()
+                found.update(f"{prefix}/{f}" for f in files)
+        return found
+
     def checked_done(self) -> tuple[dict[int, int], dict[int, str]]:
         """``({chunk: digest}, {chunk: missing file})``: the committed chunks whose every
         chunk file is there, and those with a marker but a file missing (deleted after
         the chunk was committed; they count as not done)."""
         done, missing = {}, {}
-        for index, digest in sorted(self.done().items()):
-            lost = next((f for f in self.chunk_files(index)
-                         if not (self.path / f).is_file()), None)
+        committed = self.done()
+        present = self._present() if committed else set()
+        for index, digest in sorted(committed.items()):
+            lost = next((f for f in self.chunk_files(index) if f not in present), None)
             if lost is None:
                 done[index] = digest
             else:
