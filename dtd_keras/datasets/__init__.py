@@ -7,11 +7,14 @@
 =================  ==============================================================
 module             job
 =================  ==============================================================
+``arguments``      the run's arguments, checked before anything is written
+``elements``       one element of the data: inputs, labels; dtype and shape checks
 ``sources``        reading the data: arrays, ``tf.data``, a folder of images
-``identity``       what a run is: model, weights fingerprint, analyzer, arguments
-``store``          the Zarr v3 store and its per-chunk commit protocol
+``identity``       what a run is: model, weights, analyzer (and its fitted state)
+``store``          the Zarr v3 store, its per-chunk commits, lost chunk files
+``create``         creating, replacing, reopening a store; the user's paths kept
 ``compute``        the analyzer's function on batches, under a strategy or not
-``run``            :func:`analyze_dataset`: arguments, the chunk loop, progress
+``run``            :func:`analyze_dataset`: the chunk loop, resume checks, progress
 ``results``        :func:`load_results`: the store opened lazily
 =================  ==============================================================
 """
