@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Explanation", "Properties"]
+__all__ = ["Explanation", "Properties", "check_rtol"]
+
+
+def check_rtol(rtol: object) -> float:
+    """``rtol`` as a float; a ValueError unless it is a finite number >= 0."""
+    if isinstance(rtol, (bool, np.bool_)) or not isinstance(
+            rtol, (int, float, np.integer, np.floating)) or not (np.isfinite(rtol) and rtol >= 0):
+        raise ValueError(f"rtol must be a finite number >= 0, got {rtol!r}")
+    return float(rtol)
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,11 @@ class Properties:
     Σ|R|. ``positive`` (Definition 2) holds when no value is below
     ``−rtol · max|explained|`` (float rounding); ``consistent`` (Definition 3) when
     positive and ``|relative_error| ≤ rtol``.
+
+    ``explained_positive`` (derived from ``explained``, not stored) marks samples whose
+    explained logit is > 0. The others cannot be consistent: a conservative map then sums
+    to ``f(x) ≤ 0`` and so has negative values, and a positive map loses the relevance
+    (only ``f(x) = 0`` with an all-zero map passes). Printing marks them with ``*``.
     """
 
     total: np.ndarray
@@ -31,20 +44,31 @@ class Properties:
     positive: np.ndarray
     consistent: np.ndarray
 
+    @property
+    def explained_positive(self) -> np.ndarray:
+        """Per sample: is the explained logit > 0? (Samples where it is not cannot be
+        consistent; see the class docstring.)"""
+        return np.asarray(self.explained) > 0
+
     def to_dicts(self) -> list[dict]:
         """One plain dict per sample (per sample and neuron for several neurons per
-        sample, sample-major; JSON-ready)."""
+        sample, sample-major; JSON-ready): every field, and ``explained_positive``."""
         fields = {k: v.reshape(-1) for k, v in vars(self).items()}
+        fields["explained_positive"] = self.explained_positive.reshape(-1)
         return [{k: v[i].item() for k, v in fields.items()} for i in range(self.total.size)]
 
     def __str__(self) -> str:
         head = "sample  explained     Σ relevance   rel. error  neg. fraction  positive  consistent"
         rows = [
             f"{i:6d}  {e:11.5g}  {t:13.5g}  {r:10.2e}  {n:13.3f}  {p!s:8}  {c!s}"
-            for i, (e, t, r, n, p, c) in enumerate(zip(*(a.reshape(-1) for a in (
+            + ("" if k else " *")
+            for i, (e, t, r, n, p, c, k) in enumerate(zip(*(a.reshape(-1) for a in (
                 self.explained, self.total, self.relative_error, self.negative_fraction,
-                self.positive, self.consistent))))
+                self.positive, self.consistent, self.explained_positive))))
         ]
+        if not np.all(self.explained_positive):
+            rows.append("* explained logit <= 0: cannot be consistent (a conservative map "
+                        "then has negative values, a positive one loses relevance)")
         return "\n".join([head, *rows])
 
 
@@ -63,7 +87,10 @@ class Explanation:
         return self.relevance if isinstance(self.relevance, list) else [self.relevance]
 
     def properties(self, rtol: float = 1e-4) -> Properties:
-        """Conservation and positivity per sample (seed Definitions 1–3)."""
+        """Conservation and positivity per sample (seed Definitions 1–3). ``rtol`` (a
+        finite number >= 0, else ValueError) is the tolerance of the positive and
+        consistent tests (see :class:`Properties`)."""
+        rtol = check_rtol(rtol)
         axes = self.explained.shape  # [batch], or [batch, K] for K neurons per sample
         count = int(np.prod(axes))
         maps = [m.reshape(count, int(np.prod(m.shape[len(axes):]))).astype(np.float64)

@@ -119,7 +119,9 @@ def test_pixel_flipping_two_dimensional_patches_by_hand():
     relevance = np.zeros((1, 3, 3), np.float32)
     relevance[0, 2, 2] = 5.0          # patch {(2,2)} first
     relevance[0, 0, 2] = 1.0          # then patch {(0,2), (1,2)}
-    result = ev.pixel_flipping(model, x, relevance, patch_size=2, steps=2, perturbation=0.0)
+    with pytest.warns(UserWarning, match="only 4 patches"):   # too coarse to rank methods
+        result = ev.pixel_flipping(model, x, relevance, patch_size=2, steps=2,
+                                   perturbation=0.0)
     # 2x2 patches of a 3x3 grid: {00,01,10,11}, {02,12}, {20,21}, {22}
     np.testing.assert_allclose(result.curve, [45, 45 - 9, 45 - 9 - 3 - 6])
 

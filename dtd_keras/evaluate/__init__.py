@@ -4,7 +4,8 @@
 ``summary``            seed section 3 over a dataset: conservation error (mean, max),
                        share positive, share consistent, negative fraction
 ``pixel_flipping``     region perturbation, most relevant first, with AOPC and a random
-                       order alongside (Samek et al. 2017)
+                       order alongside (after Samek et al. 2017: a fixed grid of
+                       patches, not windows around the most relevant locations)
 ``randomization``      cascading model-parameter randomisation: Spearman / SSIM to the
                        trained model's maps, top layer first (Adebayo et al. 2018)
 ``continuity``         max ‖R(x) − R(x′)‖₁ / ‖x − x′‖₂ over small perturbations
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 from .baseline import RandomBaseline
 from .continuity import Continuity, continuity
-from .pixel_flipping import PixelFlipping, pixel_flipping
+from .pixel_flipping import PixelFlipping, default_patch_size, pixel_flipping
 from .randomization import Randomization, randomization, randomize_layer
 from .similarity import spearman, ssim
 from .summary import Summary, summary
 
 __all__ = [
     "Continuity", "PixelFlipping", "RandomBaseline", "Randomization", "Summary",
-    "continuity", "pixel_flipping", "randomization", "randomize_layer", "spearman", "ssim",
-    "summary",
+    "continuity", "default_patch_size", "pixel_flipping", "randomization", "randomize_layer",
+    "spearman", "ssim", "summary",
 ]

@@ -10,24 +10,67 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..engine.domains import REAL
+from ..engine.inputs import check_inputs
 from ..engine.neurons import parse_neurons
 from ..explanation import Explanation
 
-__all__ = ["LogitFunction", "as_batch", "explain_with", "figure"]
+__all__ = ["LogitFunction", "as_batch", "explain_with", "figure", "positive_int"]
 
 
-def as_batch(x: Any, name: str = "x") -> np.ndarray:
-    """``x`` as a finite float32 array with a batch axis; a clear error otherwise."""
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int >= 1 (a Python or numpy integer, not a bool); a ValueError
+    naming ``name`` otherwise (a float such as 2.5 is refused, not truncated)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _checked_against(against: Any, x: Any, name: str) -> np.ndarray:
+    """``x`` checked as ``explain`` checks it (:func:`dtd_keras.engine.inputs.check_inputs`:
+    count, dtype, shape against the model, finiteness, declared domain)."""
+    if hasattr(against, "check_inputs"):  # an analyzer, MinMaxDTD or RandomBaseline
+        arrays = against.check_inputs(x)
+    else:
+        from ..engine.graph import walk
+
+        model = against if isinstance(against, keras.Model) else against.model
+        graph = walk(model)
+        arrays = check_inputs(graph, [REAL] * len(graph.inputs), x)
+    if len(arrays) != 1:
+        raise ValueError(f"the metrics take single-input models; this model has "
+                         f"{len(arrays)} inputs")
+    return arrays[0]
+
+
+def as_batch(x: Any, name: str = "x", *, against: Any = None,
+             empty: bool = False) -> np.ndarray:
+    """``x`` as a finite float32 array with a batch axis; a clear error otherwise.
+
+    ``against``: a Keras model, analyzer, :class:`~dtd_keras.MinMaxDTD` or baseline to
+    check ``x`` against before TensorFlow sees it, as ``explain`` does (shape against the
+    model's input, declared domain); a callable explainer without a model is not
+    checked. ``empty``: accept zero samples (else an error naming ``name``).
+    """
     if isinstance(x, (list, tuple)):
         raise ValueError(f"{name}: the metrics take single-input models; got a list of "
                          f"{len(x)} arrays")
-    array = np.asarray(x.numpy() if isinstance(x, tf.Tensor) else x, dtype=np.float32)
+    if against is not None and (isinstance(against, keras.Model)
+                                or hasattr(against, "check_inputs")
+                                or isinstance(getattr(against, "model", None), keras.Model)):
+        array = _checked_against(against, x, name)
+    else:
+        array = np.asarray(x.numpy() if isinstance(x, tf.Tensor) else x, dtype=np.float32)
     if array.ndim < 2:
         raise ValueError(f"{name} needs a batch axis and at least one feature axis; got "
                          f"shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains {np.count_nonzero(~np.isfinite(array))} NaN or "
                          "infinite values")
+    if len(array) == 0 and not empty:
+        raise ValueError(f"{name} holds no samples (shape {array.shape}); the metrics need "
+                         "at least one")
     return array
 
 
@@ -66,8 +109,7 @@ class LogitFunction:
     def __init__(self, model: keras.Model, batch_size: int = 256) -> None:
         from ..presets import Gradient
 
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        positive_int(batch_size, "batch_size")
         with warnings.catch_warnings():  # only the forward pass is used: no rule warnings
             warnings.simplefilter("ignore")
             if not isinstance(model, keras.Model):  # an analyzer or baseline: its model
@@ -90,8 +132,14 @@ class LogitFunction:
         """Neurons in the explained output."""
         return self._analyzer.output_size
 
+    def check_inputs(self, x: Any) -> list[np.ndarray]:
+        """``x`` checked against the model as ``explain`` checks it (shape, finiteness),
+        before TensorFlow sees it: one float32 array per model input."""
+        return self._analyzer.check_inputs(x)
+
     def __call__(self, x: np.ndarray, neuron: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        x = np.asarray(x, dtype=np.float32)
+        # checked on every call: a tensor of the wrong rank aborts the process in TF
+        x = self.check_inputs(x)[0]
         n = len(x)
         chosen = parse_neurons(neuron, n, self._analyzer.output_size)
         picked, logits = [], []

@@ -30,12 +30,18 @@ class RandomBaseline:
         self._rng = np.random.default_rng(seed)
         self._logit = LogitFunction(model)
 
+    def check_inputs(self, x: Any) -> list[np.ndarray]:
+        """``x`` checked against the model as the analyzers' ``explain`` checks it (shape,
+        finiteness): one float32 array per model input; a ValueError naming the expected
+        shape otherwise."""
+        return self._logit.check_inputs(x)
+
     def explain(self, x: Any, neuron: int | Sequence[int] | None = None) -> Explanation:
-        """Random maps scaled to the explained logit."""
-        data = as_batch(x)
+        """Random maps scaled to the explained logit (an empty batch gives empty maps)."""
+        data = as_batch(x, against=self, empty=True)
         chosen, logit = self._logit(data, neuron)
         u = self._rng.uniform(size=data.shape)
-        total = u.reshape(len(data), -1).sum(axis=1)
+        total = u.reshape(len(data), int(np.prod(data.shape[1:]))).sum(axis=1)
         scale = (logit / total).reshape(-1, *([1] * (data.ndim - 1)))
         return Explanation((u * scale).astype(np.float32), chosen, logit)
 

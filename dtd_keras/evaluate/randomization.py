@@ -162,7 +162,7 @@ def randomization(explainer: str | Callable[[keras.Model], Any], model: keras.Mo
         Sum the last axis (channels) before comparing; default for inputs with 4 or
         more axes.
     """
-    data = as_batch(x)
+    data = as_batch(x, against=model)
     factory = _factory(explainer, options)
     copy = clone(model)
     weighted = {layer.name: layer for layer in _weighted_layers(copy)}

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..explanation import Explanation, Properties
-from ._common import as_batch, explain_with, figure
+from ..explanation import Explanation, Properties, check_rtol
+from ._common import as_batch, explain_with, figure, positive_int
 
 __all__ = ["Summary", "summary"]
 
@@ -23,7 +23,9 @@ class Summary:
     :meth:`~dtd_keras.Explanation.properties`); ``share_positive``: share of heatmaps
     with no value below ``−rtol·|f(x)|`` (Definition 2 up to rounding);
     ``share_consistent``: share also within ``rtol`` of conservation (Definition 3);
-    ``negative_fraction``: mean over samples of the negative share of ``Σ|R|``.
+    ``negative_fraction``: mean over samples of the negative share of ``Σ|R|``;
+    ``share_explained_positive``: share of heatmaps whose explained logit is > 0 (the
+    others cannot be consistent: :class:`~dtd_keras.explanation.Properties`).
     ``properties`` holds the per-sample numbers.
     """
 
@@ -34,6 +36,7 @@ class Summary:
     share_positive: float
     share_consistent: float
     negative_fraction: float
+    share_explained_positive: float
     properties: Properties
 
     def to_dict(self) -> dict[str, float]:
@@ -81,8 +84,8 @@ def summary(source: Any, x: Any = None, *, neuron: Any = None, rtol: float = 1e-
     ``batch_size`` (``neuron`` as in ``analyze``). ``rtol`` is the tolerance
     of the positive and consistent tests (see :class:`Summary`).
     """
-    if not (np.isfinite(rtol) and rtol >= 0):
-        raise ValueError(f"rtol must be a finite number >= 0, got {rtol!r}")
+    rtol = check_rtol(rtol)
+    batch_size = positive_int(batch_size, "batch_size")
     if hasattr(source, "properties") and hasattr(source, "done"):  # dk.load_results(...)
         return _aggregate(_stored_properties(source, rtol, batch_size), rtol)
     if isinstance(source, Explanation):
@@ -93,7 +96,7 @@ def summary(source: Any, x: Any = None, *, neuron: Any = None, rtol: float = 1e-
     else:
         if x is None:
             raise ValueError("summary needs x to explain when given an analyzer")
-        data = as_batch(x)
+        data = as_batch(x, against=source)
         chosen = None if neuron is None else np.broadcast_to(np.asarray(neuron), (len(data),))
         explanation = _concatenate([
             explain_with(source, data[i:i + batch_size],
@@ -139,4 +142,5 @@ def _aggregate(props: Properties, rtol: float) -> Summary:
         share_positive=float(props.positive.mean()),
         share_consistent=float(props.consistent.mean()),
         negative_fraction=float(props.negative_fraction.mean()),
+        share_explained_positive=float(props.explained_positive.mean()),
         properties=props)
