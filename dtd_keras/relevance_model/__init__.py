@@ -42,14 +42,24 @@ fit error :math:`\sum_k (\hat R_k - R_k)` (see :meth:`MinMaxDTD.relevance_fit`).
 in proportion to :math:`y_j` (:math:`R_j = y_j R_k / \hat R_k`), conserving it wherever
 :math:`\hat R_k > 0`.
 
-Modules: :mod:`.layer` (the relevance model as a Keras layer, :func:`r_squared`),
-:mod:`.steps` (how it replaces a layer's rule in the backward pass), :mod:`.analyzer`
-(:class:`MinMaxDTD`: fitting, explaining, saving).
+Several modelled layers stack: they are fitted top-down, each to the relevance that the
+backward pass through the fitted models above it delivers (training-free DTD between
+them), and the context of a layer whose upper neighbour is modelled is that model's
+output (its :math:`\hat R`, or the split incoming relevance). Explaining runs the same
+pass, so every modelled layer shapes the maps.
+
+Modules: :mod:`.layer` (the relevance model as a Keras layer, :func:`r_squared`,
+:func:`r_squared_of_totals`), :mod:`.placement` (which layers, their shapes),
+:mod:`.steps` (how it replaces a layer's rule in the backward pass), :mod:`.fitting`
+(held-out split, seeded training, the R²s), :mod:`.saving` (the ``.npz`` file, read
+back checked), :mod:`.arguments` (argument checks), :mod:`.analyzer` (:class:`MinMaxDTD`).
 """
 
 from __future__ import annotations
 
 from .analyzer import MinMaxDTD
-from .layer import MinMaxRelevance, NotFittedError, r_squared
+from .fitting import FitScores
+from .layer import MinMaxRelevance, NotFittedError, r_squared, r_squared_of_totals
 
-__all__ = ["MinMaxDTD", "MinMaxRelevance", "NotFittedError", "r_squared"]
+__all__ = ["FitScores", "MinMaxDTD", "MinMaxRelevance", "NotFittedError", "r_squared",
+           "r_squared_of_totals"]

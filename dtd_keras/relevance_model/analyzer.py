@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,33 +11,23 @@ import numpy as np
 import tensorflow as tf
 
 from ..analyzers import DTD
-from ..engine.domains import REAL, Box, as_domain
+from ..engine.domains import REAL
 from ..engine.neurons import parse_neurons
 from ..errors import NumericalError
 from ..explanation import Explanation
 from ..layers.base import LayerRelevance
-from .layer import MinMaxRelevance, NotFittedError, r_squared, rms
+from . import fitting, saving
+from .arguments import integer, real
+from .layer import MinMaxRelevance, NotFittedError
 from .placement import check_layer, context_size, default_layers, make_model, upper_step
+from .saving import domain_config, domain_from_config
 from .steps import ContextRecorder, ModelledStep
 
 __all__ = ["MinMaxDTD"]
 
 Tensor = Any
-FORMAT_VERSION = 1
 REDISTRIBUTE = ("model", "incoming")
-
-
-def _domain_config(domain: Any) -> Any:
-    domain = as_domain(domain)
-    if isinstance(domain, Box):
-        return {"low": domain.low.tolist(), "high": domain.high.tolist()}
-    return domain.name
-
-
-def _domain_from_config(config: Any) -> Any:
-    if isinstance(config, dict):
-        return Box(np.asarray(config["low"], np.float32), np.asarray(config["high"], np.float32))
-    return config
+VERBOSE = ("auto", 0, 1, 2)
 
 
 class MinMaxDTD(DTD):
@@ -58,6 +47,11 @@ class MinMaxDTD(DTD):
     layers:
         Names of the Dense/Conv (ReLU) layers whose relevance is modelled. Default: the
         hidden layer(s) whose output feeds the output layer (through reshapes/pooling).
+        Several layers *stack*: :meth:`fit` fits them top-down, each to the relevance
+        that the backward pass through the fitted models above delivers to it, with the
+        relevance the layer above holds in that pass (a modelled layer's neurons hold
+        their :math:`\hat R`) as its context; explaining uses the same pass, so every
+        modelled layer shapes the maps.
     pool_size:
         Detection neurons per modelled neuron (``m``; the relevance model of a layer
         with ``K`` neurons has ``K·m`` detection neurons).
@@ -71,7 +65,7 @@ class MinMaxDTD(DTD):
         relevance model only shapes the split, the total is the incoming one minus
         what reaches neurons with :math:`\hat R_k = 0`; stacked modelled layers compose.
     seed:
-        Seed of the relevance models' initial weights.
+        Default seed of :meth:`fit` (held-out split, initial weights, batch order).
     **options:
         ``output``, ``max_pool``, ``add``, ``jit_compile`` as for every analyzer.
     """
@@ -81,24 +75,28 @@ class MinMaxDTD(DTD):
                  redistribute: str = "model", seed: int = 0, **options: Any) -> None:
         if isinstance(layers, str):
             layers = [layers]
+        if layers is not None and (not isinstance(layers, Sequence) or not layers):
+            raise ValueError(f"layers must be a non-empty list of layer names (or None for "
+                             f"the default), got {layers!r}")
         if redistribute not in REDISTRIBUTE:
             raise ValueError(f"redistribute must be one of {REDISTRIBUTE}, got {redistribute!r}")
         self.redistribute = redistribute
-        if pool_size < 1:
-            raise ValueError(f"pool_size must be >= 1, got {pool_size}")
         self._requested = None if layers is None else list(layers)
-        self.pool_size = int(pool_size)
-        self.seed = int(seed)
+        self.pool_size = integer(pool_size, "pool_size")
+        self.seed = integer(seed, "seed", minimum=0)
         self._options = dict(options)
         self._mode = "model"
+        self._active: frozenset[str] = frozenset()
         self._trace_context: dict[str, Tensor] = {}
         self._trace_record: dict[str, tuple] = {}
+        self._trace_output: dict[str, Tensor] = {}
         self.fitted = False
         self.r2: dict[str, float] = {}
+        self.r2_totals: dict[str, float] = {}
         self.history: dict[str, dict] = {}
         super().__init__(model, input_domain=input_domain, **options)
         self._collect = tf.function(self._collect_graph, autograph=False)
-        self._collect_concrete = None
+        self._collect_concrete: dict[tuple[str, ...], Any] = {}
 
     # ------------------------------------------------------------------ building
     def _finish_build(self) -> None:
@@ -120,6 +118,8 @@ class MinMaxDTD(DTD):
             raise ValueError(f"layers={unknown} are not rule-taking layers of the model; "
                              f"choose from {sorted(by_name)}")
         self.layers: list[str] = list(dict.fromkeys(names))
+        position = {s.call.name: i for i, s in enumerate(steps)}
+        self._fit_order = sorted(self.layers, key=position.__getitem__, reverse=True)
         self.relevance_models: dict[str, MinMaxRelevance] = {}
         wrap: dict[int, Any] = {}
         above: dict[int, list[str]] = {}
@@ -144,35 +144,46 @@ class MinMaxDTD(DTD):
 
     # ------------------------------------------------------------------ computing
     def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None):
-        self._trace_context, self._trace_record = {}, {}
+        self._trace_context, self._trace_record, self._trace_output = {}, {}, {}
         return super()._relevance_graph(inputs, neuron, inspect)
 
-    def _collect_graph(self, inputs: tuple, neuron: tf.Tensor):
-        """Training-free DTD down to the chosen layers: (x, R, context) for each."""
-        self._mode = "collect"
+    def _collect_graph(self, inputs: tuple, neuron: tf.Tensor, active: tuple[str, ...]):
+        """(x, R, context) at each chosen layer: the backward pass through the relevance
+        models of the ``active`` layers, training-free DTD everywhere else."""
+        self._mode, self._active = "collect", frozenset(active)
         try:
             maps, _, _ = self._relevance_graph(inputs, neuron)
             record = dict(self._trace_record)
         finally:
-            self._mode = "model"
+            self._mode, self._active = "model", frozenset()
         # an overflowing denominator makes the maps NaN (the check is deferred to the end
         # of the pass), not the values recorded on the way: report it with them
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(m)) for m in maps])
         return tuple(record[name] for name in self.layers), finite
 
-    def _collect_arrays(self, arrays: list[np.ndarray], neuron: Any, batch_size: int
-                        ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        if self._collect_concrete is None:
-            self._collect_concrete = self._collect.get_concrete_function(
-                self.input_specs, tf.TensorSpec((None,), tf.int32))
-        n = arrays[0].shape[0]
+    def _neurons(self, neuron: Any, n: int, what: str) -> np.ndarray:
+        """One explained neuron per sample of ``what`` (``n`` samples), as indices."""
         chosen = parse_neurons(neuron, n, self.output_size)
+        if chosen.ndim != 1:
+            raise ValueError(f"MinMaxDTD fits and checks one explained neuron per sample; "
+                             f"{what} got neuron of shape {chosen.shape} ('all' or [batch, K] "
+                             "are for explain)")
+        return chosen
+
+    def _collect_arrays(self, arrays: list[np.ndarray], chosen: np.ndarray, batch_size: int,
+                        active: tuple[str, ...] = ()
+                        ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        if active not in self._collect_concrete:
+            self._collect_concrete[active] = self._collect.get_concrete_function(
+                self.input_specs, tf.TensorSpec((None,), tf.int32), active)
+        collect = self._collect_concrete[active]
+        n = arrays[0].shape[0]
         parts: list[tuple] = []
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            out, finite = self._collect_concrete(
+            out, finite = collect(
                 tuple(tf.constant(a[start:stop]) for a in arrays),
-                tf.constant(chosen[start:stop]))
+                tf.constant(chosen[start:stop]), active)
             if not bool(finite):
                 raise NumericalError(
                     f"the training-free relevance of samples {start}–{stop - 1} is not "
@@ -196,85 +207,99 @@ class MinMaxDTD(DTD):
             for i in range(0, len(x), batch_size)]) if len(x) else np.zeros((0,))
 
     def fit(self, x: Any, *, neuron: Any = None, validation_data: Any = None,
-            validation_split: float = 0.2, epochs: int = 30, batch_size: int = 32,
-            learning_rate: float = 1e-3, verbose: Any = "auto", seed: int | None = None,
-            collect_batch_size: int = 256) -> dict[str, float]:
-        r"""Fit each relevance model by least squares to the training-free relevance.
+            validation_neuron: Any = None, validation_split: float = 0.2, epochs: int = 30,
+            batch_size: int = 32, learning_rate: float = 1e-3, verbose: Any = "auto",
+            seed: int | None = None, collect_batch_size: int = 256) -> fitting.FitScores:
+        r"""Fit each relevance model by least squares to the relevance arriving from above.
 
-        ``x`` are training inputs; ``neuron`` what to explain (as in :meth:`analyze`;
-        default each sample's top logit). The held-out data are ``validation_data``
-        (inputs) if given, else a random ``validation_split`` share of ``x`` (``seed``).
-        Training is Keras ``fit`` with Adam on the mean squared error
-        (``verbose="auto"`` shows a progress bar per layer), from fresh seeded weights,
-        on inputs, context and targets divided by their root mean square (folded back
-        into the weights afterwards, exactly); the reported losses are on that scale.
+        ``x`` are training inputs; ``neuron`` what to explain (as in :meth:`analyze`, one
+        neuron per sample; default each sample's top logit). The held-out data are
+        ``validation_data`` (inputs; ``validation_neuron`` their neurons, needed when
+        ``neuron`` gives one per sample of ``x``) if given, else a random
+        ``validation_split`` share of ``x``; at least 2 training and 2 held-out samples.
+        The layers are fitted top-down: a layer's targets :math:`R_k` and context are
+        those of the backward pass through the models fitted above it (training-free DTD
+        elsewhere). Training is Keras ``fit`` with Adam on the mean squared error
+        (``verbose="auto"`` shows a progress bar per layer), from fresh weights, on
+        inputs, context and targets divided by their root mean square (folded back into
+        the weights afterwards, exactly); the reported losses are on that scale.
+        ``seed`` (default: the analyzer's) fixes the split, the initial weights and the
+        order of the batches: two fits with the same seed and data give the same weights
+        (TensorFlow's, NumPy's and Python's global random state are neither used nor
+        changed).
 
-        Returns ``{layer: R²}`` on the held-out data (:func:`r_squared` of the true
-        relevance against the model's :math:`\hat R`); also kept in :attr:`r2`, the
-        Keras histories in :attr:`history`.
+        Returns :class:`~dtd_keras.relevance_model.fitting.FitScores`: ``{layer: R²}``
+        on the held-out data over samples and neurons (:func:`r_squared`), and in
+        ``.totals`` ``{layer: R²}`` of the per-sample totals :math:`\sum_k R_k` against
+        :math:`\sum_k \hat R_k` (:func:`r_squared_of_totals`); also kept in :attr:`r2`
+        and :attr:`r2_totals`, the Keras histories in :attr:`history`. Where the
+        held-out relevance does not vary, R² is undefined: reported as 1.0 for an
+        exact fit, else 0.0, with a warning.
         """
-        if epochs < 1 or batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+        epochs = integer(epochs, "epochs")
+        batch_size = integer(batch_size, "batch_size")
+        collect_batch_size = integer(collect_batch_size, "collect_batch_size")
+        seed = self.seed if seed is None else integer(seed, "seed", minimum=0)
+        learning_rate = real(learning_rate, "learning_rate", 0.0)
+        if isinstance(verbose, bool) or verbose not in VERBOSE:
+            raise ValueError(f"verbose must be one of {VERBOSE}, got {verbose!r}")
         arrays = self.check_inputs(x)
         n = arrays[0].shape[0]
+        chosen = self._neurons(neuron, n, "x")
         if validation_data is not None:
-            train = arrays
-            held = self.check_inputs(validation_data)
-            neuron_train, neuron_held = neuron, neuron
+            train, held = arrays, self.check_inputs(validation_data)
+            m = held[0].shape[0]
+            if validation_neuron is None and np.ndim(neuron) == 1:
+                raise ValueError(f"neuron gives one index per sample of x ({n}); pass "
+                                 f"validation_neuron= for the {m} samples of validation_data")
+            train_neuron = chosen
+            held_neuron = self._neurons(neuron if validation_neuron is None
+                                        else validation_neuron, m, "validation_data")
+            fitting.check_counts(n, m, "x and validation_data")
         else:
-            if not 0.0 < validation_split < 1.0:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-            held_count = int(round(n * validation_split))
-            if held_count < 1 or held_count >= n:
-                raise ValueError(f"{n} samples cannot be split {validation_split:g} into "
-                                 "training and held-out data; give more samples or "
-                                 "validation_data")
-            order = np.random.default_rng(self.seed if seed is None else seed).permutation(n)
-            held_idx, train_idx = np.sort(order[:held_count]), np.sort(order[held_count:])
-            train = [a[train_idx] for a in arrays]
-            held = [a[held_idx] for a in arrays]
-            picked = None if neuron is None else np.asarray(neuron)
-            if picked is not None and picked.ndim == 1:
-                neuron_train, neuron_held = picked[train_idx], picked[held_idx]
-            else:
-                neuron_train, neuron_held = neuron, neuron
-        data = self._collect_arrays(train, neuron_train, collect_batch_size)
-        checks = self._collect_arrays(held, neuron_held, collect_batch_size)
-        self.r2, self.history = {}, {}
-        for i, name in enumerate(self.layers):
-            model = self.relevance_models[name]
-            xs, rs, cs = data[name]
-            hx, hr, hc = checks[name]
-            sx, sc, sr = (rms(a) for a in (xs, cs, rs))
+            if validation_neuron is not None:
+                raise ValueError("validation_neuron needs validation_data")
+            split = real(validation_split, "validation_split", 0.0, 1.0)
+            train_idx, held_idx = fitting.split(n, split, seed)
+            train, held = [a[train_idx] for a in arrays], [a[held_idx] for a in arrays]
+            train_neuron, held_neuron = chosen[train_idx], chosen[held_idx]
+        self.fitted = False
+        self.r2, self.r2_totals, self.history = {}, {}, {}
+        fitted: tuple[str, ...] = ()
+        for name in self._fit_order:  # top-down: the models above are used
+            i = self.layers.index(name)
+            xs, rs, cs = self._collect_arrays(train, train_neuron, collect_batch_size,
+                                              fitted)[name]
+            hx, hr, hc = self._collect_arrays(held, held_neuron, collect_batch_size,
+                                              fitted)[name]
             if not np.any(rs):
-                raise ValueError(f"the training-free relevance at layer '{name}' is zero for "
+                raise ValueError(f"the relevance arriving at layer '{name}' is zero for "
                                  "every training sample; there is nothing to fit")
-            model.reset(self.seed + 2 * i)
-            trainer = self._trainer(model, xs.shape[1:], cs.shape[1:])
-            trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
             if verbose == "auto" or verbose:
                 print(f"MinMaxDTD: fitting the relevance model of '{name}'")
-            history = trainer.fit([xs / sx, cs / sc], rs / sr,
-                                  validation_data=([hx / sx, hc / sc], hr / sr), epochs=epochs,
-                                  batch_size=batch_size, verbose=verbose, shuffle=True)
-            model.rescale(sx, sc, sr)
-            self.history[name] = {k: [float(v) for v in vals]
-                                  for k, vals in history.history.items()}
-            self.r2[name] = r_squared(hr, self._predict(name, hx, hc))
+            self.history[name] = fitting.train(
+                self.relevance_models[name], (xs, cs, rs), (hx, hc, hr), epochs=epochs,
+                batch_size=batch_size, learning_rate=learning_rate, verbose=verbose,
+                seed=seed + 2 * i)
+            self.r2[name], self.r2_totals[name] = fitting.score(
+                name, hr, self._predict(name, hx, hc))
+            fitted += (name,)
+        self.r2 = {name: self.r2[name] for name in self.layers}
+        self.r2_totals = {name: self.r2_totals[name] for name in self.layers}
         self.fitted = True
-        return dict(self.r2)
-
-    @staticmethod
-    def _trainer(model: MinMaxRelevance, x_shape: tuple, c_shape: tuple) -> keras.Model:
-        x_in, c_in = keras.Input(x_shape), keras.Input(c_shape)
-        return keras.Model([x_in, c_in], model([x_in, c_in]))
+        return fitting.FitScores(self.r2, self.r2_totals)
 
     def relevance_fit(self, x: Any, neuron: Any = None, batch_size: int = 256
                       ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        r"""``{layer: (R, R̂)}``: the training-free relevance :math:`R_k` at each modelled
-        layer's output and the relevance model's :math:`\hat R_k`, for ``x``."""
+        r"""``{layer: (R, R̂)}``: the relevance :math:`R_k` arriving at each modelled
+        layer's output (through the relevance models above it, training-free DTD
+        elsewhere: what :meth:`fit` fits to) and the relevance model's :math:`\hat R_k`,
+        for ``x``."""
         self._require_fitted()
-        data = self._collect_arrays(self.check_inputs(x), neuron, batch_size)
+        arrays = self.check_inputs(x)
+        chosen = self._neurons(neuron, arrays[0].shape[0], "x")
+        data = self._collect_arrays(arrays, chosen, integer(batch_size, "batch_size"),
+                                    tuple(self.layers))
         return {name: (r, self._predict(name, xs, cs)) for name, (xs, r, cs) in data.items()}
 
     def _require_fitted(self) -> None:
@@ -301,65 +326,50 @@ class MinMaxDTD(DTD):
         """What :meth:`from_config` needs (besides the Keras model) to rebuild this analyzer."""
         return {"layers": list(self.layers), "pool_size": self.pool_size, "seed": self.seed,
                 "redistribute": self.redistribute,
-                "input_domain": [_domain_config(d) for d in self.input_domains]
-                if len(self.input_domains) > 1 else _domain_config(self.input_domains[0]),
+                "input_domain": [domain_config(d) for d in self.input_domains]
+                if len(self.input_domains) > 1 else domain_config(self.input_domains[0]),
                 "options": dict(self._options)}
 
     @classmethod
     def from_config(cls, model: keras.Model, config: dict) -> MinMaxDTD:
         """An unfitted analyzer for ``model`` with ``config`` (from :meth:`get_config`)."""
         domain = config.get("input_domain", REAL.name)
-        domain = [_domain_from_config(d) for d in domain] if isinstance(domain, list) else \
-            _domain_from_config(domain)
+        domain = [domain_from_config(d) for d in domain] if isinstance(domain, list) else \
+            domain_from_config(domain)
         return cls(model, input_domain=domain, layers=config["layers"],
                    pool_size=config["pool_size"], seed=config.get("seed", 0),
                    redistribute=config.get("redistribute", "model"),
                    **config.get("options", {}))
 
     def save(self, path: Any) -> Path:
-        """Write the configuration and the fitted relevance models to one ``.npz`` file.
+        """Write the configuration and the fitted relevance models to one ``.npz`` file
+        (:mod:`dtd_keras.relevance_model.saving`).
 
-        Returns the path written (``.npz`` appended if missing). The Keras model is not
-        stored: :meth:`load` takes it.
+        Returns the path written (``.npz`` appended if missing); the file appears whole or
+        not at all. The Keras model is not stored: :meth:`load` takes it.
         """
         self._require_fitted()
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        meta = {"format": FORMAT_VERSION, "config": self.get_config(),
+        meta = {"format": saving.FORMAT_VERSION, "config": self.get_config(),
                 "models": {n: m.get_config() for n, m in self.relevance_models.items()},
-                "r2": self.r2}
+                "r2": self.r2, "r2_totals": self.r2_totals}
         arrays = {f"{i}/{j}": w for i, name in enumerate(self.layers)
                   for j, w in enumerate(self.relevance_models[name].get_weights())}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, meta=np.asarray(json.dumps(meta)), **arrays)
-        return path
+        return saving.write(path, meta, arrays)
 
     @classmethod
     def load(cls, path: Any, model: keras.Model) -> MinMaxDTD:
         """A fitted analyzer for ``model`` from a file written by :meth:`save`.
 
-        Raises ``ValueError`` if the file does not match ``model`` (layer names or
-        relevance model shapes).
+        Raises ``FileNotFoundError`` if there is no file, and ``ValueError`` naming the
+        file and what is wrong if it is damaged, truncated, not written by :meth:`save`,
+        or does not match ``model`` (layer names, relevance model shapes).
         """
-        with np.load(Path(path), allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            weights = {k: data[k] for k in data.files if k != "meta"}
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: unknown MinMaxDTD file format {meta.get('format')!r}")
-        analyzer = cls.from_config(model, meta["config"])
+        meta, weights = saving.read(path)
+        analyzer = saving.build(cls, path, model, meta)
         for i, name in enumerate(analyzer.layers):
-            relevance_model = analyzer.relevance_models[name]
-            stored = meta["models"].get(name, {})
-            ours = relevance_model.get_config()
-            for key in ("kind", "units", "input_shape", "output_shape", "context_size",
-                        "pool_size"):
-                if stored.get(key) != ours[key]:
-                    raise ValueError(
-                        f"{path}: the relevance model of layer '{name}' has {key}="
-                        f"{stored.get(key)!r}, but this model needs {ours[key]!r}")
-            count = len(relevance_model.weights)
-            relevance_model.set_weights([weights[f"{i}/{j}"] for j in range(count)])
+            analyzer.relevance_models[name].set_weights(saving.layer_weights(
+                path, meta, weights, i, name, analyzer.relevance_models[name]))
+        analyzer.r2_totals = dict(meta.get("r2_totals", {}))
         analyzer.r2 = dict(meta.get("r2", {}))
         analyzer.fitted = True
         return analyzer

@@ -8,7 +8,9 @@ from typing import Any
 import keras
 import numpy as np
 
-__all__ = ["MinMaxRelevance", "NotFittedError", "r_squared"]
+from .arguments import integer
+
+__all__ = ["MinMaxRelevance", "NotFittedError", "r_squared", "r_squared_of_totals"]
 
 Tensor = Any
 
@@ -17,22 +19,41 @@ class NotFittedError(RuntimeError):
     """A :class:`MinMaxDTD` was asked for relevance before its relevance models were fitted."""
 
 
-def r_squared(true: np.ndarray, predicted: np.ndarray) -> float:
+def r_squared(true: np.ndarray, predicted: np.ndarray, force_finite: bool = False) -> float:
     r"""Coefficient of determination over samples (axis 0) and neurons (the other axes).
 
     :math:`R^2 = 1 - \sum_{n,k} (R_{nk} - \hat R_{nk})^2 / \sum_{n,k} (R_{nk} - \bar R_k)^2`
     with :math:`\bar R_k` the mean over samples of neuron :math:`k` (scikit-learn's
-    ``r2_score(..., multioutput="variance_weighted")``). NaN when the true relevance does
-    not vary.
+    ``r2_score(..., multioutput="variance_weighted")``). When the true relevance does not
+    vary (fewer than two samples, or all alike) :math:`R^2` is undefined: NaN, or with
+    ``force_finite`` scikit-learn's convention, 1.0 for an exact prediction and 0.0
+    otherwise.
     """
     t = np.asarray(true, dtype=np.float64).reshape(len(true), -1)
     p = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
     if t.shape != p.shape:
         raise ValueError(f"true relevance has shape {t.shape}, predicted {p.shape}")
-    total = np.sum((t - t.mean(axis=0)) ** 2)
+    total = np.sum((t - t.mean(axis=0)) ** 2) if len(t) else 0.0
+    error = np.sum((t - p) ** 2)
     if total == 0:
-        return float("nan")
-    return float(1.0 - np.sum((t - p) ** 2) / total)
+        if not force_finite:
+            return float("nan")
+        return 1.0 if error == 0 else 0.0
+    return float(1.0 - error / total)
+
+
+def r_squared_of_totals(true: np.ndarray, predicted: np.ndarray,
+                        force_finite: bool = False) -> float:
+    r""":func:`r_squared` of the per-sample totals :math:`\sum_k R_{nk}` against
+    :math:`\sum_k \hat R_{nk}`: how well the relevance model gets the relevance a
+    sample's heatmap sums to (a high per-neuron :math:`R^2` can hide a total that is
+    systematically too small)."""
+    t = np.asarray(true, dtype=np.float64)
+    p = np.asarray(predicted, dtype=np.float64)
+    if t.shape != p.shape:
+        raise ValueError(f"true relevance has shape {t.shape}, predicted {p.shape}")
+    return r_squared(t.reshape(len(t), -1).sum(1, keepdims=True),
+                     p.reshape(len(p), -1).sum(1, keepdims=True), force_finite)
 
 
 class MinMaxRelevance(keras.layers.Layer):
@@ -56,8 +77,7 @@ class MinMaxRelevance(keras.layers.Layer):
         super().__init__(**kwargs)
         if kind not in ("dense", "conv"):
             raise ValueError(f"kind must be 'dense' or 'conv', got {kind!r}")
-        if pool_size < 1:
-            raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+        pool_size = integer(pool_size, "pool_size")
         self.kind = kind
         self.units = int(units)
         self.pool_size = int(pool_size)
@@ -76,11 +96,15 @@ class MinMaxRelevance(keras.layers.Layer):
             shape = (self.sample_shape[-1], self.detectors)
         else:
             shape = (*self.kernel_size, self.sample_shape[-1], self.detectors)
-        self.kernel = self.add_weight(name="kernel", shape=shape)
+        # zeros here, then reset(seed): an unseeded default initializer would draw its
+        # seed from Python's global random state
+        self.kernel = self.add_weight(name="kernel", shape=shape, initializer="zeros")
         self.context_kernel = self.add_weight(
-            name="context_kernel", shape=(self.context_size, positions * self.detectors))
+            name="context_kernel", shape=(self.context_size, positions * self.detectors),
+            initializer="zeros")
         self.context_bias = self.add_weight(name="context_bias",
-                                            shape=(positions * self.detectors,))
+                                            shape=(positions * self.detectors,),
+                                            initializer="zeros")
         self.reset(seed)
         self.built = True
 

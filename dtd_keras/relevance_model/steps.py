@@ -13,7 +13,10 @@ __all__ = ["ContextRecorder", "ModelledStep"]
 
 
 class ContextRecorder:
-    """Wraps the step above a min-max layer: notes its upper relevance as context."""
+    r"""Wraps the step above a min-max layer: notes as context the relevance its neurons
+    hold in this backward pass: their relevance from above or, for a modelled step that
+    went through its relevance model, what that model handed down (in the default
+    ``"model"`` mode its :math:`\hat R`)."""
 
     def __init__(self, inner: Any, owner: Any, names: list[str]) -> None:
         self.inner = inner
@@ -24,21 +27,27 @@ class ContextRecorder:
         return getattr(self.inner, name)
 
     def _note(self, relevances) -> None:
-        flat = tf.reshape(relevances[0], [tf.shape(relevances[0])[0], -1])
+        held = self.owner._trace_output.get(self.call.name, relevances[0])
+        flat = tf.reshape(held, [tf.shape(held)[0], -1])
         for name in self.names:
             self.owner._trace_context[name] = flat
 
     def relevance(self, inputs, outputs, relevances, rule=None, **kept):
+        lower = self.inner.relevance(inputs, outputs, relevances, rule, **kept)
         self._note(relevances)
-        return self.inner.relevance(inputs, outputs, relevances, rule, **kept)
+        return lower
 
     def relevance_many(self, inputs, outputs, relevances, rule, copies, **kept):
+        lower = self.inner.relevance_many(inputs, outputs, relevances, rule, copies, **kept)
         self._note(relevances)
-        return self.inner.relevance_many(inputs, outputs, relevances, rule, copies, **kept)
+        return lower
 
 
 class ModelledStep:
-    """Replaces a chosen layer's rule by its relevance model (or records training data)."""
+    """Replaces a chosen layer's rule by its relevance model. While collecting training
+    data it records (input, relevance from above, context), then goes through the
+    relevance model if the layer is among the owner's active (already fitted) ones, else
+    through the layer's training-free rule."""
 
     def __init__(self, inner: LayerRelevance, owner: Any, name: str) -> None:
         self.inner = inner
@@ -58,7 +67,8 @@ class ModelledStep:
         context = owner._trace_context[self.name]
         if owner._mode == "collect":
             owner._trace_record[self.name] = (inputs[0], relevances[0], context)
-            return inner.relevance(inputs, outputs, relevances, rule)
+            if self.name not in owner._active:
+                return inner.relevance(inputs, outputs, relevances, rule)
         model = owner.relevance_models[self.name]
         padding = inner.padding
 
@@ -69,6 +79,7 @@ class ModelledStep:
         if owner.redistribute == "incoming":  # R_j = y_j / R̂_k · R_k
             share = safe_divide(relevances[0], model.pool(y))
             y = y * tf.repeat(share, model.pool_size, axis=-1)
+        owner._trace_output[inner.call.name] = model.pool(y)  # what this layer hands down
         kernel = tf.convert_to_tensor(model.kernel)
         return [propagate(rule, forward, kernel, None, inputs[0], y,
                           inner.options.get("domain"), row_separable=False)]
