@@ -407,7 +407,7 @@ def test_lrp_splits_average_pools_with_the_z_rule(pool, rule, spec):
 def test_dtd_passes_relevance_through_a_standalone_batchnorm():
     """A BatchNorm after a ReLU cannot be folded: under DTD it passes relevance unchanged
     (w² on one-input neurons, bias left out), so DTD conserves with any statistics; LRP
-    keeps the ε-rule there. The layer above reads the BN's real-valued output: signed z⁺
+    keeps the ε-rule there. The layer above reads the BN's real-valued output: ZSign
     (DTD's hidden_real_rule), checked against the reference."""
     model = keras.Sequential([keras.Input((6,)), L.Dense(5, activation="relu", name="hidden"),
                               L.BatchNormalization(name="bn"), L.Dense(3, name="top")])
@@ -416,14 +416,14 @@ def test_dtd_passes_relevance_through_a_standalone_batchnorm():
     with pytest.warns(UserWarning, match=r"'top' \(Dense\)"):
         analyzer = dk.DTD(model)
     assert analyzer.rules["bn"] == rules.W2() and dk.LRP(model).rules["bn"] == rules.Epsilon(1e-6)
-    assert analyzer.rules["top"] == rules.ZPlus()
+    assert analyzer.rules["top"] == rules.ZSign()
     e = analyzer.explain(x)
     np.testing.assert_allclose(e.relevance.sum(axis=1), e.explained, rtol=1e-5)
     # the relevance reaching the BN's input is the relevance of its output, unchanged
     top = model.get_layer("top").get_weights()[0].astype(np.float64)
     bn_out = np.asarray(keras.Model(model.inputs, model.get_layer("bn").output)(x))
     assert np.all(np.isfinite(bn_out))
-    upper = ref.zplus(top, bn_out[0], np.eye(3)[e.neuron[0]] * e.explained[0])
+    upper = ref.zsign(top, bn_out[0], np.eye(3)[e.neuron[0]] * e.explained[0])
     hidden = ref.w2(model.get_layer("hidden").get_weights()[0], upper)
     np.testing.assert_allclose(e.relevance[0], hidden, rtol=1e-5, atol=1e-7)
 

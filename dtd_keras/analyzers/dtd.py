@@ -12,13 +12,13 @@ from ..engine.domains import POSITIVE, Box, Domain, as_domain
 from ..engine.graph import Call
 from ..errors import UnsupportedLayerError
 from ..layers import LayerRelevance
-from ..rules import W2, Rule, ZBox, ZPlus
+from ..rules import W2, Rule, ZBox, ZPlus, ZSign
 from .base import Analyzer
 
 __all__ = ["DTD", "HIDDEN_REAL_RULE"]
 
-HIDDEN_REAL_RULE: Rule = ZPlus()
-"""DTD's default for a hidden Dense/Conv layer reading real values: signed z⁺."""
+HIDDEN_REAL_RULE: Rule = ZSign()
+"""DTD's default for a hidden Dense/Conv layer reading real values."""
 
 _CHOICES = ("pass hidden_real_rule=dk.rules.W2() for the seed's w² (the same map for every "
             "input), another rule, or 'error' to refuse such models; or explain with an LRP "
@@ -46,9 +46,9 @@ class DTD(Analyzer):
     real-valued (below a PReLU, LeakyReLU, swish, … or a linear output) would get w²,
     which reads only the weights: every input would then get the same map there, scaled
     by the logit. Such layers get ``hidden_real_rule`` instead, by default
-    :class:`~dtd_keras.rules.ZPlus` (signed z⁺: the positive part of each ``x_i w_ij``,
-    bias left out), which reads the activations, stays positive, and conserves at every
-    neuron with a positive contribution; one warning names them.
+    :class:`~dtd_keras.rules.ZSign` (each neuron's relevance to the contributions
+    ``x_i w_ij`` of its own sign, bias left out), which reads the activations, stays
+    positive and conserves; one warning names them.
 
     Parameters
     ----------
@@ -58,9 +58,10 @@ class DTD(Analyzer):
         raise :class:`~dtd_keras.errors.DomainError` (a ``ValueError``).
     hidden_real_rule:
         The rule for hidden Dense/Conv layers whose input domain is ℝ: None (default:
-        ``ZPlus()``, with a warning naming those layers), a rule (no warning; ``W2()``
+        ``ZSign()``, with a warning naming those layers), a rule (no warning; ``W2()``
         is the seed's input-independent rule), or ``"error"`` to refuse such models
         (:class:`~dtd_keras.errors.UnsupportedLayerError` naming the layers).
+        ``analyzer.hidden_real_layers`` lists the layers it applies to.
     """
 
     default_add = "positive"
@@ -70,10 +71,11 @@ class DTD(Analyzer):
         if not (hidden_real_rule is None or hidden_real_rule == "error"
                 or isinstance(hidden_real_rule, Rule)):
             raise TypeError("hidden_real_rule must be a dtd_keras rule (e.g. dk.rules.W2()), "
-                            f"'error' or None (ZPlus() with a warning), got {hidden_real_rule!r}")
+                            f"'error' or None (ZSign() with a warning), got {hidden_real_rule!r}")
         self._declared = input_domain
         self.hidden_real_rule = hidden_real_rule
-        self.hidden_real: list[str] = []  # the layers that got hidden_real_rule
+        self.hidden_real_layers: list[str] = []  # the layers that got hidden_real_rule
+        self._hidden_real: list[str] = []  # the same, as errors name them
         super().__init__(model, **options)
 
     def _input_domains(self) -> list[Domain]:
@@ -91,16 +93,17 @@ class DTD(Analyzer):
             return ZPlus()
         if reads_input or not step.mixes_inputs:
             return W2()  # the declared real input (the seed's rule), or fixed weights
-        self.hidden_real.append(call.description)
+        self.hidden_real_layers.append(call.name)
+        self._hidden_real.append(call.description)
         chosen = self.hidden_real_rule
         return chosen if isinstance(chosen, Rule) else HIDDEN_REAL_RULE
 
     def _finish_build(self) -> None:
         super()._finish_build()
-        if not self.hidden_real or isinstance(self.hidden_real_rule, Rule):
+        if not self._hidden_real or isinstance(self.hidden_real_rule, Rule):
             return
-        layers = ", ".join(self.hidden_real)
-        count = len(self.hidden_real)
+        layers = ", ".join(self._hidden_real)
+        count = len(self._hidden_real)
         what = (f"{count} hidden layer{'s' if count > 1 else ''} read{'' if count > 1 else 's'} "
                 f"real-valued inputs (domain ℝ: below a non-ReLU activation or a linear "
                 f"output): {layers}")
@@ -110,11 +113,11 @@ class DTD(Analyzer):
                 "only the weights, so these layers would give every input the same map. "
                 "Explain this model with an LRP preset (e.g. dk.create_analyzer("
                 "'lrp.composite', model)), or choose their rule with hidden_real_rule="
-                "dk.rules.ZPlus() (reads the activations) or dk.rules.W2() (the seed's)")
+                "dk.rules.ZSign() (reads the activations) or dk.rules.W2() (the seed's)")
         warnings.warn(
             f"DTD: {what}. Deep Taylor's rule for ℝ, w², reads only the weights and would "
             f"give every input the same map there, so they get {HIDDEN_REAL_RULE!r} instead "
-            "(signed z⁺: the positive part of each x_i·w_ij, bias left out; it reads the "
-            "activations, is positive, and loses only the relevance of neurons with no "
-            f"positive contribution). To choose: {_CHOICES}",
+            "(each neuron's relevance to the contributions x_i·w_ij of its own sign, bias "
+            "left out: it reads the activations, is positive and conserves). To choose: "
+            f"{_CHOICES}",
             UserWarning, stacklevel=5)
