@@ -32,7 +32,8 @@ from .engine.propagation import (  # noqa: F401  (re-exported: the rules' shared
 )
 from .engine.terms import _same
 
-__all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Rule", "W2", "Z", "ZBox", "ZFlat", "ZPlus"]
+__all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Rule", "W2", "Z", "ZBox", "ZFlat", "ZPlus",
+           "ZSign"]
 
 Tensor = Any
 
@@ -131,6 +132,37 @@ class ZPlus(Rule):
             return (Group((Term(weight=positive),), nonnegative=True),)
         return (Group((Term(input=positive, weight=positive),
                        Term(input=negative, weight=negative)), nonnegative=True),)
+
+
+@dataclass(frozen=True)
+class ZSign(Rule):
+    r"""Each neuron's relevance to the contributions of its own sign: DTD's rule for hidden
+    layers on real-valued inputs (below a PReLU, LeakyReLU, swish, … or a linear output).
+
+    Where :math:`\sum_i z_{ij} \ge 0`: :math:`R_i = \sum_j \frac{z^+_{ij}}{\sum_i
+    z^+_{ij}} R_j` (z⁺ with :math:`z^+_{ij}` the positive part of :math:`x_i w_{ij}`);
+    where :math:`\sum_i z_{ij} < 0`: the same with the negative parts :math:`z^-_{ij}`.
+    Bias left out, as in every DTD rule. Deep Taylor's root search along the contributions
+    that carry the neuron's sign (seed Equation 7 with :math:`v_i = x_i 1[\operatorname{sign}
+    (z_{ij}) = \operatorname{sign}(\sum_i z_{ij})]`): the segment lies in ℝᵈ, and the
+    bias-free sum changes sign along it. Reads the activations; shares are non-negative
+    (positive relevance stays positive); conservative wherever :math:`\sum_i z_{ij} \ne 0`,
+    also on neurons that an activation such as PReLU leaves negative (where z⁺ would find
+    no positive contribution and lose their relevance). On ℝ₊ inputs it is z⁺ for
+    neurons with a non-negative sum.
+    """
+
+    def groups(self, domain: Any) -> Sequence[Group]:
+        if _nonnegative(domain):  # x⁻ = 0
+            return (Group((Term(weight=positive),), where="nonnegative_sum", nonnegative=True),
+                    Group((Term(weight=negative, sign=-1.0),), where="negative_sum",
+                          nonnegative=True))
+        return (Group((Term(input=positive, weight=positive),
+                       Term(input=negative, weight=negative)),
+                      where="nonnegative_sum", nonnegative=True),
+                Group((Term(input=positive, weight=negative, sign=-1.0),
+                       Term(input=negative, weight=positive, sign=-1.0)),
+                      where="negative_sum", nonnegative=True))
 
 
 @dataclass(frozen=True, eq=False)

@@ -29,6 +29,7 @@ __all__ = [
     "w2",
     "z",
     "zplus",
+    "zsign",
     "zbox",
     "epsilon",
     "alphabeta",
@@ -123,6 +124,18 @@ def zplus(W, X, R):
     # product, R_i = Σ_j (x_i w_ij)⁺ / Σ_i (x_i w_ij)⁺ R_j, which equals the above for x ≥ 0.
     P = np.maximum(X[:, None] * W, 0.0)
     return P @ safe_div(R, P.sum(axis=0))
+
+
+def zsign(W, X, R):
+    """DTD's rule for hidden layers on real-valued inputs (not in the supplement; the
+    library's documented choice): neuron j's relevance goes to the products x_i w_ij of
+    the sign of its bias-free sum, R_i = Σ_j s_ij / Σ_i s_ij R_j with s_ij the positive
+    part of x_i w_ij where Σ_i x_i w_ij >= 0 and the negative part where it is < 0.
+    """
+    W, X, R = _f64(W, X, R)
+    P = X[:, None] * W
+    S = np.where(P.sum(axis=0) >= 0, np.maximum(P, 0.0), np.minimum(P, 0.0))
+    return S @ safe_div(R, S.sum(axis=0))
 
 
 def zbox(W, X, R, L, H):
@@ -230,6 +243,8 @@ def apply_rule(spec, W, b, X, R, M):
         return z(W, X, R)
     if name == "zplus":
         return zplus(W, X, R)
+    if name == "zsign":
+        return zsign(W, X, R)
     if name == "zbox":
         low, high = spec[1], spec[2]
         return zbox(W, X, R, _bound(low, X), _bound(high, X))

@@ -223,3 +223,24 @@ def test_the_invariant_checker_catches_another_function(cnn):
 def test_complex_and_non_numeric_inputs_are_refused(cnn, x, message):
     with pytest.raises(ValueError, match=message):
         dk.DTD(cnn).explain(x)
+
+
+def test_input_smaller_than_a_window_under_global_pooling_names_the_layer():
+    """Issue 13: a conv window larger than the input, hidden by a global pool, gave a
+    detail-free RuntimeError (TensorFlow returns garbage shapes there, and Keras' own
+    model silently outputs zeros); it is refused before anything runs."""
+    model = keras.Sequential([keras.Input((None, None, 1)), L.Conv2D(3, 3, name="conv"),
+                              L.GlobalMaxPooling2D(), L.Dense(2)])
+    for analyzer in (dk.DTD(model), dk.LRP(model)):
+        with pytest.raises(ValueError, match=r"layer 'conv' \(Conv2D\) \(kernel_size=\(3, 3\)"
+                                             r".*cannot compute on an input of shape "
+                                             r"\(1, 2, 2, 1\).*zero or negative"):
+            analyzer.explain(np.ones((1, 2, 2, 1)))
+        assert analyzer.explain(np.ones((2, 3, 3, 1))).relevance.shape == (2, 3, 3, 1)
+    pooled = keras.Sequential([keras.Input((None, None, 1)), L.Conv2D(3, 2, padding="same"),
+                               L.MaxPooling2D(2, name="pool"), L.Conv2D(2, 2, name="top"),
+                               L.GlobalAveragePooling2D(), L.Dense(2)])
+    with pytest.raises(ValueError, match=r"layer 'top' \(Conv2D\).*input of shape "
+                                         r"\(1, 1, 1, 3\) \(the model input has shape "
+                                         r"\(1, 3, 3, 1\)\)"):
+        dk.DTD(pooled).explain(np.ones((1, 3, 3, 1)))

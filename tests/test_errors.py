@@ -139,3 +139,49 @@ def test_sequential_built_without_input():
     model = keras.Sequential([keras.layers.Dense(3, activation="relu"), keras.layers.Dense(2)])
     model.build((None, 4))
     assert dk.DTD(model).analyze(np.ones((2, 4))).shape == (2, 4)
+
+
+def test_one_refusal_lists_every_gap():
+    """Issue 13: a model with several unsupported layers is refused once, naming each
+    (name, class, where), with the advice once."""
+    inp = keras.Input((5, 3), name="tokens")
+    h = keras.layers.LSTM(4, return_sequences=True, name="memory")(inp)
+    h = keras.layers.Dense(3, activation="exponential", name="squash")(h)
+    h = keras.ops.softsign(keras.layers.Dense(3, name="mix")(h))
+    model = keras.Model(inp, keras.layers.Dense(2, name="out")(keras.layers.Flatten()(h)))
+    with pytest.raises(dk.UnsupportedLayerError) as caught:
+        dk.DTD(model)
+    message = str(caught.value)
+    assert message.startswith(f"model '{model.name}' has 3 layers that cannot be explained:")
+    for gap in (r"layer 'memory' \(LSTM\) \(call 0 in the graph, fed by the input\) has no "
+                r"relevance rule",
+                r"layer 'squash' \(Dense\) applies activation 'exponential', which has no "
+                r"relevance rule \(call 1 in the graph, fed by 'memory'\)",
+                r"operation 'softsign' \(Softsign\) \(call 3 in the graph, fed by 'mix'\)"):
+        assert re.search(gap, message), gap
+    assert message.count("register_layer") == 2  # once per kind of advice, not per layer
+
+
+@pytest.mark.parametrize("op", ["tanh", "elu", "softplus", "selu", "hard_sigmoid"])
+def test_keras_ops_activations_pass_like_their_layers(op):
+    """README: keras.ops activations in functional code pass relevance unchanged, with
+    the warning their Activation-layer twins get (they were refused)."""
+    inp = keras.Input((4,))
+    h = getattr(keras.ops, op)(keras.layers.Dense(3, name="hidden")(inp))
+    model = keras.Model(inp, keras.layers.Dense(2, name="top")(h))
+    with pytest.warns(UserWarning, match=rf"non-ReLU activations.*{op} \({op}\)"):
+        analyzer = dk.LRP(model, rules.Epsilon(0.1))
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
+    twin = keras.Model(inp, model.get_layer("top")(
+        keras.layers.Activation(op)(model.get_layer("hidden")(inp))))
+    with pytest.warns(UserWarning, match=rf"non-ReLU activations.* \({op}\)"):
+        twin_analyzer = dk.LRP(twin, rules.Epsilon(0.1))
+    np.testing.assert_allclose(analyzer.analyze(x), twin_analyzer.analyze(x), rtol=1e-6)
+
+
+def test_lrp_refuses_rule_none(model):
+    """Issue 13: rule=None was silently read as ε; leaving rule out still gives ε."""
+    with pytest.raises(TypeError, match=r"got rule=None: pass one, e\.g\. dk\.rules\.Epsilon"
+                                        r"\(0\.1\).*leave rule out for Epsilon\(epsilon=1e-06\)"):
+        dk.LRP(model, rule=None)
+    assert set(dk.LRP(model).rules.values()) == {rules.Epsilon(1e-6)}

@@ -374,7 +374,8 @@ def test_functional_ops_relu_and_constant_scaling():
     np.testing.assert_allclose(e.explained, np.asarray(model(x)).max(axis=1), rtol=1e-5)
     assert np.all(np.isfinite(e.relevance))
     flipped = keras.Model(inp, L.Dense(2)(keras.ops.relu(L.Dense(3)(inp)) * -1.0))
-    assert list(dk.DTD(flipped, input_domain="positive").rules.values())[1] == rules.W2()
+    flipped_dtd = dk.DTD(flipped, input_domain="positive", hidden_real_rule=rules.W2())
+    assert list(flipped_dtd.domains.values())[1].name == "real"  # × a negative constant: ℝ
 
 
 POOLS = {
@@ -406,20 +407,23 @@ def test_lrp_splits_average_pools_with_the_z_rule(pool, rule, spec):
 def test_dtd_passes_relevance_through_a_standalone_batchnorm():
     """A BatchNorm after a ReLU cannot be folded: under DTD it passes relevance unchanged
     (w² on one-input neurons, bias left out), so DTD conserves with any statistics; LRP
-    keeps the ε-rule there."""
+    keeps the ε-rule there. The layer above reads the BN's real-valued output: ZSign
+    (DTD's hidden_real_rule), checked against the reference."""
     model = keras.Sequential([keras.Input((6,)), L.Dense(5, activation="relu", name="hidden"),
                               L.BatchNormalization(name="bn"), L.Dense(3, name="top")])
     randomize(model, np.random.default_rng(4))
     x = np.random.default_rng(5).uniform(-1, 1, (4, 6)).astype("float32")
-    analyzer = dk.DTD(model)
+    with pytest.warns(UserWarning, match=r"'top' \(Dense\)"):
+        analyzer = dk.DTD(model)
     assert analyzer.rules["bn"] == rules.W2() and dk.LRP(model).rules["bn"] == rules.Epsilon(1e-6)
+    assert analyzer.rules["top"] == rules.ZSign()
     e = analyzer.explain(x)
     np.testing.assert_allclose(e.relevance.sum(axis=1), e.explained, rtol=1e-5)
     # the relevance reaching the BN's input is the relevance of its output, unchanged
     top = model.get_layer("top").get_weights()[0].astype(np.float64)
     bn_out = np.asarray(keras.Model(model.inputs, model.get_layer("bn").output)(x))
     assert np.all(np.isfinite(bn_out))
-    upper = ref.w2(top, np.eye(3)[e.neuron[0]] * e.explained[0])
+    upper = ref.zsign(top, bn_out[0], np.eye(3)[e.neuron[0]] * e.explained[0])
     hidden = ref.w2(model.get_layer("hidden").get_weights()[0], upper)
     np.testing.assert_allclose(e.relevance[0], hidden, rtol=1e-5, atol=1e-7)
 

@@ -615,3 +615,40 @@ def test_model_without_input_object(dk):
     expected = ref.reference_relevance(model, x, neurons, input_domain="positive")
     analyzer = dk.DTD(model, input_domain="positive")
     assert_matches(analyzer.analyze(x, neuron=neurons), expected)
+
+
+def test_dtd_hidden_layers_on_real_inputs_use_zsign(dk):
+    """Issue 13: a hidden Dense/Conv layer reading real values (here linear outputs) gets
+    DTD's hidden_real_rule, ZSign (each neuron's relevance to the products x_i w_ij of its
+    own sign); the layer reading the declared real input keeps the seed's w²."""
+    model = sequential((5, 5, 2), [L.Conv2D(3, 2, name="conv"), L.Flatten(),
+                                   L.Dense(6, name="hidden"), L.Dense(3, name="top")], seed=14)
+    x = sample(np.random.default_rng(32), (3, 5, 5, 2), "real")
+    analyzer = dk.DTD(model)
+    assert analyzer.rules == {"conv": dk.rules.W2(), "hidden": dk.rules.ZSign(),
+                              "top": dk.rules.ZSign()}
+    expected = ref.reference_relevance(
+        model, x, None, lambda i, layer, domain: ("w2",) if i == 0 else ("zsign",))
+    assert_matches(analyzer.analyze(x), expected)
+    logits = ref.forward(model, x).max(axis=1)
+    np.testing.assert_allclose(expected.sum(axis=(1, 2, 3)), logits, rtol=1e-9)  # conserves
+    # both sides occur: some hidden neurons have a negative bias-free sum
+    _, below = ref.linear_layer_inputs(model, x)[1]
+    sums = below @ model.get_layer("hidden").get_weights()[0]
+    assert np.any(sums < 0) and np.any(sums > 0)
+
+
+def test_zsign_reference_properties():
+    """The reference ZSign: non-negative shares, conservative where the sum is nonzero,
+    z⁺ where every product is non-negative, and it keeps a negative neuron's relevance
+    that signed z⁺ loses."""
+    W = np.array([[1.0, -2.0], [0.5, 1.0], [-1.0, -0.5]])
+    X = np.array([1.0, -1.0, 2.0])  # products [1, -.5, -2] (sum -1.5) and [-2, -1, -1]
+    R = np.array([3.0, 1.0])
+    out = ref.zsign(W, X, R)
+    np.testing.assert_allclose(out, [0.0 + 0.5, 3 * 0.5 / 2.5 + 0.25, 3 * 2 / 2.5 + 0.25])
+    np.testing.assert_allclose(out.sum(), R.sum())
+    np.testing.assert_allclose(ref.zplus(W, X, R).sum(), 3.0)  # z⁺ loses neuron 1's R
+    Xp = np.array([1.0, 2.0, 0.0])
+    Wp = np.abs(W)
+    np.testing.assert_allclose(ref.zsign(Wp, Xp, R), ref.zplus(Wp, Xp, R))

@@ -402,10 +402,16 @@ def test_dtd_explains_the_models_logit(zoo):
     assert e.relevance.shape == zoo.x.shape and e.relevance.dtype == np.float32
     assert np.all(np.isfinite(e.relevance))
     messages = zoo.caught["DTD"]
+    activation = [m for m in messages if "non-ReLU activations" in m]
+    hidden = [m for m in messages if "hidden layer" in m and "real-valued inputs" in m]
+    assert len(messages) == len(activation) + len(hidden) and len(hidden) <= 1, messages
     if zoo.arch.warns is None:
-        assert messages == []
+        assert activation == []
     else:
-        assert len(messages) == 1 and f"({zoo.arch.warns})" in messages[0]
+        assert len(activation) == 1 and f"({zoo.arch.warns})" in activation[0]
+    # the hidden-real warning names exactly the layers that got DTD's hidden_real_rule
+    named = {n for n in analyzer.rules if hidden and f"'{n}' (" in hidden[0]}
+    assert named == set(analyzer.hidden_real_layers), (named, analyzer.hidden_real_layers)
     record(zoo, "DTD", e)
     for stats in (contextlib.nullcontext(), trained_statistics(zoo.model)):
         with stats:
@@ -418,9 +424,14 @@ def test_dtd_explains_the_models_logit(zoo):
     assert analyzer.trace_count == 1
 
 
+def analyzer_step(analyzer: dk.Analyzer, name: str):
+    return next(step for step, _ in analyzer._steps if step.call.name == name)
+
+
 def test_dtd_rules(zoo):
     """``analyzer.rules``: zᴮ exactly at the layer reading the input, then the rule of each
-    layer's input domain (z⁺ on ℝ₊, w² on ℝ); every BatchNorm that follows a conv is
+    layer's input domain (z⁺ on ℝ₊; on ℝ, w² at average pools and ZSign, DTD's
+    ``hidden_real_rule``, at Dense/Conv layers); every BatchNorm that follows a conv is
     folded (not a rule-taking layer); standalone BatchNorms take the w²-rule, which passes
     a one-input neuron's relevance unchanged."""
     analyzer, _ = zoo.analyzer("DTD")
@@ -438,8 +449,11 @@ def test_dtd_rules(zoo):
             assert rule == rules.W2(), name
         elif domain is POSITIVE:
             assert rule == rules.ZPlus(), (name, domain)
-        else:
+        elif isinstance(analyzer_step(analyzer, name), AveragePool):  # fixed weights 1/n
             assert domain is REAL and rule == rules.W2(), (name, domain)
+        else:  # a hidden Dense/Conv on ℝ: DTD's hidden_real_rule (ZSign), not w²
+            assert domain is REAL and rule == rules.ZSign(), (name, domain)
+            assert name in analyzer.hidden_real_layers, name
 
     bns = {n for n, layer in by_name.items() if isinstance(layer, keras.layers.BatchNormalization)}
     bn_rules = sorted(bns & set(analyzer.rules))

@@ -18,14 +18,16 @@ import numpy as np
 import tensorflow as tf
 
 from ..engine.canonizers import canonize, strip_head
-from ..engine.diagnose import check_box_shape, check_dtype, diagnose
+from ..engine.diagnose import check_box_shape, check_dtype, check_sizes, diagnose
 from ..engine.domains import REAL, Domain
 from ..engine.graph import Call, Graph, walk
 from ..engine.inputs import check_inputs
 from ..engine.neurons import parse_neurons
 from ..engine.passes import backward, forward_values, output_count, select, top_relevance, unstack
+from ..errors import UnsupportedLayerError
 from ..explanation import Explanation
 from ..layers import LayerRelevance, relevance_for
+from ..layers.registry import position
 from ..rules import Rule
 
 __all__ = ["Analyzer"]
@@ -34,6 +36,24 @@ MAX_POOL_MODES = ("winner", "proportional")
 MANY_NEURONS_BUDGET = 1 << 28
 """Float32 activation copies (1 GiB) one call may hold when explaining many neurons."""
 ADD_MODES = ("proportional", "positive")
+
+
+def _refusal(model: keras.Model, gaps: list[tuple[str, UnsupportedLayerError]]
+             ) -> UnsupportedLayerError:
+    """One error for every call the analyzer cannot explain: the error itself for one;
+    for several, each layer's problem and place, and each distinct advice once."""
+    if len(gaps) == 1:
+        return gaps[0][1]
+    lines, advice = [], []
+    for where, error in gaps:
+        problem = getattr(error, "problem", None) or str(error)
+        lines.append(f"  - {problem}" if getattr(error, "located", False)
+                     else f"  - {problem} ({where})")
+        if getattr(error, "advice", "") and error.advice not in advice:
+            advice.append(error.advice)
+    return UnsupportedLayerError(
+        f"model '{model.name}' has {len(gaps)} layers that cannot be explained:\n"
+        + "\n".join(lines) + "".join(f"\n{a}" for a in advice))
 
 
 class Analyzer:
@@ -72,6 +92,7 @@ class Analyzer:
         self.add = add
         self.graph: Graph = walk(model, output)
         self.trace_count = 0
+        self._sizes_checked: set[tuple] = set()  # input shapes every layer can take
         self._build()
         self._function = tf.function(self._traced_relevance_graph, jit_compile=jit_compile,
                                      autograph=False)
@@ -103,12 +124,18 @@ class Analyzer:
         self.rules: dict[str, Rule] = {}
         self.domains: dict[str, Domain] = {}
         warned: list[str] = []
-        for position, call in enumerate(calls):
-            check_dtype(call)
-            in_domains = [domains[k] for k in call.inputs]
-            step = relevance_for(call, graph, position, max_pool=self.max_pool, add=self.add,
-                                 head=call is head,
-                                 domain=in_domains[0] if in_domains else REAL)
+        gaps: list[tuple[str, UnsupportedLayerError]] = []
+        for index, call in enumerate(calls):
+            in_domains = [domains.get(k, REAL) for k in call.inputs]
+            try:
+                check_dtype(call)
+                step = relevance_for(call, graph, index, max_pool=self.max_pool, add=self.add,
+                                     head=call is head,
+                                     domain=in_domains[0] if in_domains else REAL)
+            except UnsupportedLayerError as error:  # go on: one refusal lists every gap
+                gaps.append((position(call, graph, index), error))
+                domains.update((key, REAL) for key in call.outputs)
+                continue
             rule = None
             if step.needs_rule:
                 reads_input = all(input_space.get(k, False) for k in call.inputs)
@@ -122,6 +149,8 @@ class Analyzer:
                 input_space[key] = step.keeps_input_space and all(
                     input_space.get(k, False) for k in call.inputs)
             self._steps.append((step, rule))
+        if gaps:
+            raise _refusal(self.model, gaps)
         if warned:
             warnings.warn(
                 f"{type(self).__name__}: relevance passes unchanged through non-ReLU "
@@ -197,9 +226,16 @@ class Analyzer:
         return int(np.prod(shape[1:], dtype=np.int64))
 
     def check_inputs(self, x: Any) -> list[np.ndarray]:
-        """Validate ``x`` (count, dtype, shapes, finiteness, declared domain); float32
+        """Validate ``x`` (count, dtype, shapes, finiteness, declared domain, and, where
+        the model takes inputs of any size, that every layer can take this one); float32
         arrays, one per model input (:func:`dtd_keras.engine.inputs.check_inputs`)."""
-        return check_inputs(self.graph, self.input_domains, x)
+        arrays = check_inputs(self.graph, self.input_domains, x)
+        shapes = tuple(a.shape[1:] for a in arrays)
+        free = any(d is None for k in self.graph.inputs for d in self.graph.shapes[k][1:])
+        if free and shapes not in self._sizes_checked:  # fixed shapes: Keras checked them
+            check_sizes(self.graph, [a.shape for a in arrays])
+            self._sizes_checked.add(shapes)
+        return arrays
 
     @property
     def concrete_function_many(self):

@@ -13,7 +13,10 @@ from ..layers import LayerRelevance
 from ..rules import Epsilon, Rule, ZBox
 from .base import Analyzer
 
-__all__ = ["LRP"]
+__all__ = ["DEFAULT_RULE", "LRP"]
+
+DEFAULT_RULE: Rule = Epsilon(1e-6)
+"""LRP's rule where none is given."""
 
 
 class LRP(Analyzer):
@@ -22,7 +25,8 @@ class LRP(Analyzer):
     Parameters
     ----------
     rule:
-        The rule for every Dense/Conv layer (default ``Epsilon(1e-6)``).
+        The rule for every Dense/Conv layer (default ``Epsilon(1e-6)``; ``None`` is
+        refused, not read as the default).
     input_rule:
         The rule for the layers that read the model input (through reshapes, pooling or
         dropout only), e.g. ``ZBox(0, 1)`` for pixels. A ``ZBox`` input rule also
@@ -32,13 +36,18 @@ class LRP(Analyzer):
         layer called twice can be named per call, ``"dense[1]"``, or for all calls).
     """
 
-    def __init__(self, model: keras.Model, rule: Rule | None = None, *,
+    def __init__(self, model: keras.Model, rule: Rule = DEFAULT_RULE, *,
                  input_rule: Rule | None = None,
                  layer_rules: Mapping[str, Rule] | None = None, **options: Any) -> None:
-        self.rule = Epsilon() if rule is None else rule
+        if rule is None:
+            raise TypeError(
+                f"LRP needs a rule for every Dense/Conv layer, got rule=None: pass one, e.g. "
+                f"dk.rules.Epsilon(0.1) or dk.rules.Gamma(0.25), or leave rule out for "
+                f"{DEFAULT_RULE!r}")
+        self.rule = rule
         self.input_rule = input_rule
         self.layer_rules = dict(layer_rules or {})
-        for where, r in [("rule", self.rule), ("input_rule", input_rule),
+        for where, r in [("rule", rule), ("input_rule", input_rule),
                          *((f"layer_rules[{k!r}]", v) for k, v in self.layer_rules.items())]:
             if r is not None and not isinstance(r, Rule):
                 raise TypeError(f"{where} must be a dtd_keras rule (e.g. dk.rules.Epsilon(0.1)), "

@@ -18,9 +18,9 @@ import tensorflow as tf
 
 from ..errors import NumericalError, UnsupportedLayerError
 from .domains import Box, Domain
-from .graph import Call
+from .graph import Call, Graph
 
-__all__ = ["check_box_shape", "check_dtype", "diagnose"]
+__all__ = ["check_box_shape", "check_dtype", "check_sizes", "diagnose"]
 
 
 def check_dtype(call: Call) -> None:
@@ -93,6 +93,51 @@ def _window(layer: Any) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
+def _too_small(call: Call, received: str, shapes: str, says: str) -> ValueError:
+    return ValueError(
+        f"layer {call.description}{_window(call.operation)} cannot compute on an input of "
+        f"shape {received} (the model input has shape {shapes}); the input may be smaller "
+        f"than the layer's window. {says}")
+
+
+def check_sizes(graph: Graph, shapes: Sequence[tuple]) -> None:
+    """Refuse model inputs of ``shapes`` (with batch axis) that some layer cannot take,
+    before anything runs: a window larger than what reaches it, an empty output. Keras'
+    shape inference runs call by call (TensorFlow itself may return garbage for a conv
+    window larger than its input, or fail later with no detail)."""
+    import keras
+
+    values: dict[int, Any] = {k: keras.KerasTensor(tuple(s), "float32")
+                              for k, s in zip(graph.inputs, shapes)}
+    shown = ", ".join(str(tuple(s)) for s in shapes)
+    for call in graph.calls:
+        inputs = [values[k] for k in call.inputs]
+        received = ", ".join(str(tuple(x.shape)) for x in inputs)
+        try:
+            local = {id(t): v for t, v in zip(call.node.input_tensors, inputs)}
+            args, kwargs = call.node.arguments.fill_in(local)
+            outputs = keras.tree.flatten(call.operation.compute_output_spec(*args, **kwargs))
+        except ValueError as error:
+            raise _too_small(call, received, shown,
+                             f"Keras says: {str(error).strip().splitlines()[0]}") from None
+        except Exception:  # noqa: BLE001  shape inference unavailable: TensorFlow will tell
+            return
+        empty = [tuple(o.shape) for o in outputs if 0 in tuple(o.shape)[1:]]
+        if empty:
+            raise _too_small(call, received, shown, f"Its output would be empty: {empty[0]}")
+        values.update(zip(call.outputs, outputs))
+
+
+def _tensorflow_says(error: Any) -> str:
+    """The line of a TensorFlow error that says what went wrong (not "Graph execution
+    error:" or the traceback of where the node was defined)."""
+    lines = [line.strip() for line in
+             (getattr(error, "message", None) or str(error)).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(
+        ("Graph execution error", "Detected at node", "File ", "[["))]
+    return useful[0] if useful else (lines[0] if lines else type(error).__name__)
+
+
 def _forward(analyzer: Any, arrays: Sequence[np.ndarray]) -> Exception | dict:
     """Run the forward pass call by call; the error for the first call that fails."""
     values: dict[int, Any] = dict(zip(analyzer.graph.inputs,
@@ -105,11 +150,7 @@ def _forward(analyzer: Any, arrays: Sequence[np.ndarray]) -> Exception | dict:
         try:
             outputs = step.forward(inputs)
         except (tf.errors.OpError, ValueError) as error:
-            message = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
-            return ValueError(
-                f"layer {call.description}{_window(call.operation)} cannot compute on an input "
-                f"of shape {received} (the model input has shape {shapes}); the input may be "
-                f"smaller than the layer's window. TensorFlow says: {message}")
+            return _too_small(call, received, shapes, f"TensorFlow says: {_tensorflow_says(error)}")
         bad = sum(_nonfinite(o) for o in outputs)
         if bad:
             size = sum(int(np.prod(o.shape)) for o in outputs)
@@ -169,7 +210,6 @@ def diagnose(analyzer: Any, arrays: Sequence[np.ndarray], chosen: np.ndarray,
     if found is not None:
         return found
     if error is not None:
-        message = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
-        return RuntimeError(f"explaining failed in TensorFlow: {message}")
+        return RuntimeError(f"explaining failed in TensorFlow: {_tensorflow_says(error)}")
     return NumericalError("the explanation holds NaN or infinite values; no single layer "
                           "could be blamed")

@@ -136,4 +136,5 @@ _SIDES = {  # where-name: (tested on z_j with the bias?, test)
     "positive": (True, lambda z: z > 0), "negative": (True, lambda z: z < 0),
     "vanishing": (False, lambda z: tf.abs(z) < TINY),
     "nonvanishing": (False, lambda z: tf.abs(z) >= TINY),
+    "nonnegative_sum": (False, lambda z: z >= 0), "negative_sum": (False, lambda z: z < 0),
 }

@@ -54,8 +54,9 @@ class Group:
     ``where`` (None: every neuron) restricts the group to the output neurons whose plain
     pre-activation satisfies it: ``"positive"`` / ``"negative"``: ``z_j = f(x; W)_j + b_j``
     is > 0 / < 0 (γ); ``"vanishing"`` / ``"nonvanishing"``: ``Σ_i x_i w_ij`` (no bias: the
-    z-rule's denominator) is / is not below the smallest normal float32 (ZFlat). The other
-    neurons pass no relevance through this group.
+    z-rule's denominator) is / is not below the smallest normal float32 (ZFlat);
+    ``"nonnegative_sum"`` / ``"negative_sum"``: ``Σ_i x_i w_ij`` is ≥ 0 / < 0 (ZSign). The
+    other neurons pass no relevance through this group.
 
     ``nonnegative``: the denominator is a sum of non-negative terms on the layer's input
     domain (z⁺, zᴮ, w², flat, αβ's positive group), so its overflow test needs no ``|·|``.

@@ -1,8 +1,9 @@
 """Activations and elementwise maps: relevance passes through them unchanged.
 
 A ReLU is exact for DTD (its output domain is ℝ₊). Other activations (relu6,
-LeakyReLU, swish/silu, gelu, sigmoid, …) also pass relevance unchanged, but DTD's
-assumptions do not hold there, so the analyzer warns once listing them.
+LeakyReLU, PReLU, swish/silu, gelu, sigmoid, tanh, …, as layers or as ``keras.ops``
+calls) also pass relevance unchanged, but DTD's assumptions do not hold there, so the
+analyzer warns once listing them.
 Preprocessing layers (Rescaling, Normalization) are elementwise affine maps: relevance
 of each output value is the relevance of its input value, and a box domain declared in
 raw input space is mapped through them, so zᴮ sees the bounds the first layer sees.
@@ -14,8 +15,7 @@ from typing import Any
 
 from ..engine.domains import POSITIVE, REAL, Domain
 from ..engine.graph import Call, Graph
-from ..errors import UnsupportedLayerError
-from .base import Identity, LayerRelevance, map_domains
+from .base import Identity, LayerRelevance, map_domains, refusal
 
 __all__ = ["ActivationPass", "Elementwise", "activation_name", "activation_relevance"]
 
@@ -52,11 +52,10 @@ def check_activation(call: Call, name: str | None, allowed: tuple[str, ...] = ()
     """Raise :class:`UnsupportedLayerError` for an activation with no pass-through rule."""
     if name in ("relu", "linear", *PASS_THROUGH, *allowed):
         return
-    raise UnsupportedLayerError(
-        f"layer {call.description} applies activation {name!r}, which has no relevance "
-        f"rule (supported: relu, linear, {', '.join(PASS_THROUGH)}; softmax/sigmoid on the "
-        "explained output). Register one with dk.register_layer"
-    )
+    raise refusal(
+        f"layer {call.description} applies activation {name!r}, which has no relevance rule",
+        f"Supported activations: relu, linear, {', '.join(PASS_THROUGH)}; softmax/sigmoid on "
+        "the explained output. Register one with dk.register_layer")
 
 
 def activation_relevance(call: Call, graph: Graph, **options: Any) -> LayerRelevance:

@@ -22,9 +22,10 @@ import tensorflow as tf
 from ..engine.domains import POSITIVE, REAL, Box, Domain
 from ..engine.graph import Call, Graph
 from ..engine.propagation import tile
+from ..errors import UnsupportedLayerError
 from ..rules import Rule
 
-__all__ = ["Identity", "LayerRelevance", "Reindex"]
+__all__ = ["Identity", "LayerRelevance", "Reindex", "refusal"]
 
 LOW_PRECISION = ("float16", "bfloat16")
 """Compute dtypes of mixed-precision layers; the analyzer computes in float32 instead."""
@@ -40,7 +41,11 @@ class LayerRelevance:
     ``layer_rules``) and ``dtd_rule`` the one :class:`~dtd_keras.DTD` uses whatever the
     input domain (both None: the analyzer chooses); ``keeps_input_space`` marks layers
     whose output still counts as "the input" for an analyzer's ``input_rule``;
-    ``warning`` is a note the analyzer shows once (e.g. a non-ReLU activation).
+    ``warning`` is a note the analyzer shows once (e.g. a non-ReLU activation);
+    ``mixes_inputs`` marks rule-taking layers whose outputs sum several inputs with
+    learned weights (Dense, Conv): where such a layer reads real-valued hidden values,
+    :class:`~dtd_keras.DTD` gives it its ``hidden_real_rule`` instead of the
+    input-independent w².
     """
 
     needs_rule = False
@@ -48,6 +53,7 @@ class LayerRelevance:
     dtd_rule: Rule | None = None
     keeps_input_space = False
     warning: str | None = None
+    mixes_inputs = False
 
     def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
         self.call = call
@@ -94,6 +100,15 @@ class LayerRelevance:
         the copies where :meth:`relevance` does not read them)."""
         return self.relevance([tile(x, copies) for x in inputs],
                               [tile(y, copies) for y in outputs], relevances, rule)
+
+
+def refusal(problem: str, advice: str = "") -> UnsupportedLayerError:
+    """The :class:`~dtd_keras.errors.UnsupportedLayerError` for one call: ``problem``
+    names the layer and what it lacks, ``advice`` says what to do. An analyzer that
+    finds several gaps lists every problem in one error, with each advice once."""
+    error = UnsupportedLayerError(f"{problem}. {advice}" if advice else problem)
+    error.problem, error.advice = problem, advice
+    return error
 
 
 class Identity(LayerRelevance):

@@ -54,6 +54,7 @@ class Linear(LayerRelevance):
     """A layer computing ``activation(f(x; W) + b)``; its rule does the relevance."""
 
     needs_rule = True
+    mixes_inputs = True  # learned weights: a hidden one on ℝ gets DTD's hidden_real_rule
     row_separable = False  # True: f sums x's last axis against kernel rows (Dense)
 
     def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
@@ -269,6 +270,7 @@ class AveragePool(Linear):
     """
 
     keeps_input_space = True
+    mixes_inputs = False  # fixed weights 1/n: on ℝ, DTD's w² splits each window evenly
 
     def adapt_rule(self, rule):
         return ZFlat()
@@ -288,6 +290,7 @@ class AffineBatchNorm(Linear):
 
     fixed_rule = BATCHNORM_EPSILON_RULE
     dtd_rule = W2()
+    mixes_inputs = False  # one input per output
 
     def raw_weights(self):
         return batchnorm_affine(self.layer)

@@ -10,15 +10,15 @@ from keras.src.ops import nn as keras_nn
 from keras.src.ops import numpy as keras_numpy
 
 from ..engine.graph import Call, Graph
-from ..errors import UnsupportedLayerError
 from .activations import (
+    PASS_THROUGH,
     ActivationPass,
     Elementwise,
     activation_relevance,
     leaky_relu_relevance,
     relu_relevance,
 )
-from .base import Identity, LayerRelevance, Reindex
+from .base import Identity, LayerRelevance, Reindex, refusal
 from .linear import (
     AffineBatchNorm,
     AveragePool,
@@ -31,7 +31,7 @@ from .linear import (
 from .merge import Gate, Sum
 from .pooling import max_pool_relevance
 
-__all__ = ["LAYER_RELEVANCE", "register_layer", "relevance_for"]
+__all__ = ["LAYER_RELEVANCE", "position", "register_layer", "relevance_for"]
 
 Factory = Callable[..., LayerRelevance]
 
@@ -39,7 +39,7 @@ Factory = Callable[..., LayerRelevance]
 def _upsampling(call: Call, graph: Graph, **options: Any) -> LayerRelevance:
     interpolation = getattr(call.operation, "interpolation", "nearest")
     if interpolation != "nearest":
-        raise UnsupportedLayerError(
+        raise refusal(
             f"layer {call.description} interpolates ({interpolation!r}); only nearest "
             "up-sampling (an exact copy of values) has a relevance rule")
     return Reindex(call, graph, **options)
@@ -91,12 +91,20 @@ LAYER_RELEVANCE.update({
     keras.layers.Multiply: Gate,
     keras_numpy.Multiply: Gate,
 })
-for _op, _act in ((keras_nn.Relu, "relu"), (keras_nn.Relu6, "relu6"), (keras_nn.Silu, "silu"),
-                  (keras_nn.Gelu, "gelu"), (keras_nn.Sigmoid, "sigmoid"),
-                  (keras_nn.LeakyRelu, "leaky_relu")):  # keras.ops.relu(x) & co. in functional code
-    LAYER_RELEVANCE[_op] = (
-        lambda call, graph, _a=_act, **o: ActivationPass(call, graph, name=_a, **o))
-for _name, _act in (("ELU", "elu"), ("PReLU", "leaky_relu")):
+
+
+def _ops_class(name: str) -> type | None:
+    """The class of ``keras.ops.<name>(x)``'s node (``relu6`` → ``Relu6``), if any."""
+    camel = "".join(part.capitalize() for part in name.split("_"))
+    return getattr(keras_nn, camel, None) or getattr(keras_numpy, camel, None)
+
+
+# keras.ops.relu(x), keras.ops.tanh(x) & co. in functional code: as their Activation twins
+for _act in ("relu", *PASS_THROUGH):
+    if (_op := _ops_class(_act)) is not None:
+        LAYER_RELEVANCE.setdefault(_op, (
+            lambda call, graph, _a=_act, **o: ActivationPass(call, graph, name=_a, **o)))
+for _name, _act in (("ELU", "elu"), ("PReLU", "prelu")):
     if hasattr(keras.layers, _name):
         LAYER_RELEVANCE[getattr(keras.layers, _name)] = (
             lambda call, graph, _a=_act, **o: ActivationPass(call, graph, name=_a, **o))
@@ -120,18 +128,24 @@ def register_layer(layer_class: type, relevance: Factory) -> None:
     LAYER_RELEVANCE[layer_class] = relevance
 
 
-def relevance_for(call: Call, graph: Graph, position: int, **options: Any) -> LayerRelevance:
-    """The behaviour for ``call``; :class:`UnsupportedLayerError` if there is none."""
+def position(call: Call, graph: Graph, index: int) -> str:
+    """Where ``call`` sits: ``"call 3 in the graph, fed by 'dense'"``."""
+    parents = [p.name for k in call.inputs if (p := graph.producer(k)) is not None]
+    source = f"fed by {', '.join(repr(p) for p in parents)}" if parents else "fed by the input"
+    return f"call {index} in the graph, {source}"
+
+
+def relevance_for(call: Call, graph: Graph, index: int, **options: Any) -> LayerRelevance:
+    """The behaviour for ``call`` (the ``index``-th in the graph);
+    :class:`UnsupportedLayerError` if there is none."""
     factory = LAYER_RELEVANCE.get(type(call.operation))
     if factory is None:
-        parents = [p.name for k in call.inputs if (p := graph.producer(k)) is not None]
-        source = f"fed by {', '.join(repr(p) for p in parents)}" if parents else "fed by the input"
         kind = "layer" if isinstance(call.operation, keras.layers.Layer) else "operation"
-        raise UnsupportedLayerError(
-            f"{kind} {call.description} (call {position} in the graph, {source}) has no "
-            "relevance rule. Supported: "
-            + ", ".join(sorted({c.__name__ for c in LAYER_RELEVANCE}))
+        error = refusal(
+            f"{kind} {call.description} ({position(call, graph, index)}) has no relevance rule",
+            "Supported: " + ", ".join(sorted({c.__name__ for c in LAYER_RELEVANCE}))
             + ". Register one with dk.register_layer(LayerClass, relevance); see README, "
-            "'Custom layers'"
-        )
+            "'Custom layers'")
+        error.located = True
+        raise error
     return factory(call, graph, **options)
