@@ -35,7 +35,9 @@ positive contribution to receive it (Proposition 2 assumes biases ≤ 0); the LR
 put the bias into the denominator (not conservative) and produce negative relevance.
 
 The run is deterministic for a given ``seed`` (same split, weights and numbers on the
-same machine and TensorFlow build).
+same machine and TensorFlow build). The output folder must be new or empty; with
+``overwrite`` it may hold an earlier demo's outputs, which are replaced, never files of
+the same names that the demo did not write (:func:`check_out`).
 """
 
 from __future__ import annotations
@@ -273,6 +275,9 @@ def run_demo(out_dir: str | os.PathLike[str], epochs: int | None = None, seed: i
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     check_out(out_dir, overwrite)
+    from ._tensorflow import import_tensorflow
+
+    import_tensorflow()  # start-up lines quiet; an ImportError naming the extras if missing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -359,10 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_out(args.out, args.overwrite, option="--overwrite")
-    except ValueError as error:
+        run_demo(args.out, epochs=args.epochs, seed=args.seed, quick=args.quick,
+                 overwrite=args.overwrite)
+    except (ValueError, ImportError) as error:
         parser.exit(1, f"{parser.prog}: error: {error}\n")
-    run_demo(args.out, epochs=args.epochs, seed=args.seed, quick=args.quick,
-             overwrite=args.overwrite)
     return 0
 
 

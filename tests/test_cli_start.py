@@ -98,6 +98,10 @@ def test_without_tensorflow_help_works_and_commands_name_the_extras(inputs):
         assert done.stderr == f"dtd-keras: error: {_tensorflow.MISSING}\n", (command,
                                                                              done.stderr)
         assert 'pip install "dtd-keras[cpu]"' in done.stderr
+    done = _python("-m", "dtd_keras.demo", "--out", "demo_out", "--quick", cwd=inputs,
+                   hide_tensorflow=True)
+    assert done.returncode == 1
+    assert done.stderr == f"python -m dtd_keras.demo: error: {_tensorflow.MISSING}\n"
     assert sorted(p.name for p in inputs.iterdir()) == ["_site", "mine", "model.keras",
                                                          "x.npy"]  # nothing written
 
