@@ -4,9 +4,12 @@
 >>> analyzer = dk.DTD(model, input_domain=dk.Box(0.0, 1.0))
 >>> relevance = analyzer.analyze(x)
 
-``import dtd_keras`` is cheap: TensorFlow and Keras are imported on first use of a name
-that needs them (``dk.DTD``, ``dk.rules``, …), so ``dtd-keras --help`` and
-``dk.image`` answer without loading TensorFlow.
+``import dtd_keras`` is cheap and works without TensorFlow: TensorFlow and Keras are
+imported on first use of a name that needs them (``dk.DTD``, ``dk.rules``, …), so
+``dtd-keras --help`` and ``dk.image`` answer without loading it. That first use raises
+an ImportError naming the extras to install when TensorFlow is missing, and keeps
+TensorFlow's C++ start-up lines off the terminal unless ``DTD_KERAS_VERBOSE=1`` or
+``TF_CPP_MIN_LOG_LEVEL`` asks for them (see :mod:`dtd_keras._tensorflow`).
 """
 
 from __future__ import annotations
@@ -14,12 +17,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
-
-if importlib.util.find_spec("tensorflow") is None:  # pragma: no cover - environment
-    raise ImportError(
-        "dtd_keras needs TensorFlow 2.21: pip install 'dtd-keras[cpu]' (or [gpu], or "
-        "[tensorflow])"
-    )
 
 __version__ = "0.1.0"
 
@@ -46,14 +43,21 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .presets import PRESETS, create_analyzer
     from .relevance_model import MinMaxDTD
 
+# submodules that need no TensorFlow (the others import it through _check_backend)
+_WITHOUT_TENSORFLOW = {"cli", "demo", "errors", "image", "reading"}
+
 _backend_checked = False
 
 
 def _check_backend() -> None:
-    """Keras must run on TensorFlow (imports both, once)."""
+    """TensorFlow must be installed (ImportError naming the extras otherwise), and Keras
+    must run on it; imports both, once, TensorFlow's start-up lines hidden."""
     global _backend_checked
     if _backend_checked:
         return
+    from ._tensorflow import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     if keras.backend.backend() != "tensorflow":  # pragma: no cover
@@ -73,6 +77,8 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+        if name not in _WITHOUT_TENSORFLOW:
+            _check_backend()
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

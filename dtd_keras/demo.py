@@ -35,7 +35,9 @@ positive contribution to receive it (Proposition 2 assumes biases ≤ 0); the LR
 put the bias into the denominator (not conservative) and produce negative relevance.
 
 The run is deterministic for a given ``seed`` (same split, weights and numbers on the
-same machine and TensorFlow build).
+same machine and TensorFlow build). The output folder must be new or empty; with
+``overwrite`` it may hold an earlier demo's outputs, which are replaced, never files of
+the same names that the demo did not write (:func:`check_out`).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METHODS", "Method", "build_model", "load_data", "run_demo"]
+__all__ = ["FILES", "METHODS", "Method", "build_model", "check_out", "load_data", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,56 @@ METHODS: tuple[Method, ...] = (
 
 DEFAULT_EPOCHS = 20
 QUICK_EPOCHS = 2
+MODEL_NAME = "digits_cnn"
+
+FILES = {"figure": "demo.png", "json": "results.json", "markdown": "results.md",
+         "model": "model.keras", "digits": "digits.npy"}
+"""What the demo writes into its folder (and nothing else)."""
+
+
+def _written_by_the_demo(results: Path) -> bool:
+    """Whether ``results`` is the results.json of an earlier demo run."""
+    try:
+        saved = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return (isinstance(saved, dict) and saved.get("model") == MODEL_NAME
+            and isinstance(saved.get("methods"), list)
+            and {"test_accuracy", "n_explained", "seed"} <= set(saved))
+
+
+def check_out(out_dir: str | os.PathLike[str], overwrite: bool = False,
+              option: str = "overwrite=True") -> None:
+    """Refuse an output folder where the demo would replace what it did not write.
+
+    A new or empty folder is fine. A folder that is not empty is refused unless
+    ``overwrite``; then the demo's files (:data:`FILES`) there are replaced only if they
+    are an earlier demo's (its ``results.json`` says so); other files are never touched.
+    ``option`` names the switch in the message (``--overwrite`` on the command line).
+
+    Raises
+    ------
+    ValueError
+        ``out_dir`` is a file, or a folder the demo may not write into; the message says
+        why and what to do.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; give a folder for the demo's outputs")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise ValueError(f"{out} already exists and is not empty; pass {option} to replace "
+                         "an earlier demo's outputs there, or give a new folder")
+    present = [name for name in FILES.values() if (out / name).exists()]
+    if present and not _written_by_the_demo(out / FILES["json"]):
+        raise ValueError(f"{out} holds {', '.join(present)}, which the demo did not write "
+                         f"(no results.json of an earlier demo there); {option} replaces "
+                         "only an earlier demo's outputs: give a new folder")
+    folders = [name for name in present if not (out / name).is_file()]
+    if folders:
+        raise ValueError(f"{out / folders[0]} is a folder, not a file the demo wrote; give "
+                         "a new folder")
 
 
 def load_data(seed: int = 0, test_size: float = 0.25):
@@ -110,7 +162,7 @@ def build_model(seed: int = 0):
         keras.layers.Flatten(name="flatten"),
         keras.layers.Dense(64, activation="relu", name="dense"),
         keras.layers.Dense(10, activation="softmax", name="output"),
-    ], name="digits_cnn")
+    ], name=MODEL_NAME)
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -204,9 +256,13 @@ def _figure(x_rows: np.ndarray, labels: list[str], maps: dict[str, np.ndarray],
 
 
 def run_demo(out_dir: str | os.PathLike[str], epochs: int | None = None, seed: int = 0,
-             quick: bool = False, verbose: bool = True) -> dict:
+             quick: bool = False, verbose: bool = True, overwrite: bool = False) -> dict:
     """Train, explain, and write ``demo.png``, ``results.json``, ``results.md``,
     ``model.keras`` and ``digits.npy`` to ``out_dir``.
+
+    ``out_dir`` must be a new or empty folder; with ``overwrite=True`` it may hold an
+    earlier demo's outputs, which are replaced (other files stay; see :func:`check_out`,
+    which raises ValueError before any work otherwise).
 
     ``epochs`` defaults to 20 (2 with ``quick=True``). ``quick`` also explains only
     the first 60 held-out digits and shows 3 rows instead of 6: it is meant for tests.
@@ -218,6 +274,10 @@ def run_demo(out_dir: str | os.PathLike[str], epochs: int | None = None, seed: i
     epochs = (QUICK_EPOCHS if quick else DEFAULT_EPOCHS) if epochs is None else int(epochs)
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
+    check_out(out_dir, overwrite)
+    from ._tensorflow import import_tensorflow
+
+    import_tensorflow()  # start-up lines quiet; an ImportError naming the extras if missing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -277,13 +337,7 @@ def run_demo(out_dir: str | os.PathLike[str], epochs: int | None = None, seed: i
     }
     labels = [f"digit {r['label']}\n(pred. {r['predicted']})" for r in results["rows"]]
 
-    paths = {
-        "figure": out / "demo.png",
-        "json": out / "results.json",
-        "markdown": out / "results.md",
-        "model": out / "model.keras",
-        "digits": out / "digits.npy",
-    }
+    paths = {key: out / name for key, name in FILES.items()}
     _figure(x_explain[row_index], labels, maps, results, paths["figure"])
     paths["json"].write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n",
                              encoding="utf-8")
@@ -305,8 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--quick", action="store_true",
                         help="a few seconds: 2 epochs, 60 digits explained, 3 rows")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier demo's outputs in --out (other files stay)")
     args = parser.parse_args(argv)
-    run_demo(args.out, epochs=args.epochs, seed=args.seed, quick=args.quick)
+    try:
+        check_out(args.out, args.overwrite, option="--overwrite")
+        run_demo(args.out, epochs=args.epochs, seed=args.seed, quick=args.quick,
+                 overwrite=args.overwrite)
+    except (ValueError, ImportError) as error:
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
     return 0
 
 

@@ -5,10 +5,11 @@
     python examples/imagenet_photo.py cat.jpg --weights none --image-size 64   # offline
 
 The script tries ``weights="imagenet"`` (a download of ~500 MB for VGG16 the first time,
-cached in ~/.keras/models). When the download fails (no internet), it says so and
-falls back to random weights (``weights=None``): the pipeline still runs end to end,
-but the prediction and the heatmap are then MEANINGLESS. ``--weights none`` skips the
-download attempt (and allows ``--image-size`` other than 224, e.g. for quick tests).
+cached in ~/.keras/models); ImageNet weights fix the input at 224×224. When the download
+fails (no internet), it says so and falls back to random weights (``weights=None``) at
+``--image-size``: the pipeline still runs end to end, but the prediction and the heatmap
+are then MEANINGLESS. ``--weights none`` skips the download attempt (random weights at
+``--image-size``, e.g. 64 for quick tests).
 
 The photo is resized to the model's input size and preprocessed as the model expects;
 the input domain of deep Taylor decomposition is the set of preprocessed images: for
@@ -48,28 +49,29 @@ def input_box(mode: str):
 
 
 def load_model(name: str, weights: str, size: int):
-    """The keras.applications model; falls back to random weights when the download fails."""
+    """``(model, pretrained, input size)``: with ImageNet weights the model's own 224×224
+    (its classifier top needs it); random weights at ``size`` when they cannot be
+    downloaded, or with ``weights="none"``."""
     import keras
 
     constructor = getattr(keras.applications, MODELS[name][0])
-    requested = size
     if weights == "imagenet":
-        if size != 224:
-            print(f"note: ImageNet weights with the classifier top need 224x224 inputs; "
-                  f"using 224 instead of {size}")
-            size = 224
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(30)  # do not hang forever behind a silent firewall
         try:
-            return constructor(weights="imagenet"), True, size
+            model = constructor(weights="imagenet")
         except Exception as error:  # URL fetch failure, HTTP errors, a broken cache, ...
             reason = " ".join(str(error).split())[:200]
             print(f"could not get the ImageNet weights for {name} ({reason}).\n"
-                  "Is there no internet connection? Falling back to random weights.",
-                  file=sys.stderr)
+                  f"Is there no internet connection? Falling back to random weights at "
+                  f"{size}x{size} (--image-size).", file=sys.stderr)
+        else:
+            if size != 224:
+                print(f"note: ImageNet weights with the classifier top need 224x224 inputs; "
+                      f"using 224 instead of --image-size {size}")
+            return model, True, 224
         finally:
             socket.setdefaulttimeout(previous)
-        size = requested
     warnings.warn(f"{name} has RANDOM weights (weights=None): its prediction and the "
                   "heatmap are meaningless; they only show that the pipeline runs",
                   UserWarning, stacklevel=2)
@@ -90,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="analyzer preset (default deep_taylor.bounded: DTD with zB at "
                              "the input; also e.g. lrp.composite, lrp.epsilon)")
     parser.add_argument("--image-size", type=int, default=224,
-                        help="input size with --weights none (default 224; at least 32)")
+                        help="input size with random weights (--weights none, or when the "
+                             "ImageNet weights cannot be downloaded; default 224; at least "
+                             "32); ImageNet weights always use 224")
     parser.add_argument("--neuron", type=int, default=None,
                         help="class index to explain (default: the top class)")
     parser.add_argument("--seed", type=int, default=0,
@@ -120,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     _, module, mode = MODELS[args.model]
     preprocess = importlib.import_module(f"keras.applications.{module}").preprocess_input
 
+    print(f"{args.model} ({'ImageNet' if pretrained else 'random'} weights), input "
+          f"{size}x{size}")
     photo = keras.utils.load_img(args.photo, target_size=(size, size))  # RGB, resized
     pixels = keras.utils.img_to_array(photo)[None]  # (1, size, size, 3), 0..255
     x = preprocess(pixels.copy())

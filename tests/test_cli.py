@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,10 +28,8 @@ PROPERTY_KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    """A tiny saved CNN, models that must fail, and input files."""
-    root = tmp_path_factory.mktemp("cli")
+def make_files(root: Path) -> Path:
+    """A tiny saved CNN, models that must fail, and input files, in ``root``."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential([
         keras.Input(SHAPE),
@@ -68,6 +67,12 @@ def files(tmp_path_factory):
     Image.fromarray(picture).save(root / "photo.png")
     Image.fromarray(np.full((5, 5, 3), 255, np.uint8)).save(root / "white.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """:func:`make_files`."""
+    return make_files(tmp_path_factory.mktemp("cli"))
 
 
 def run(capsys, *argv):
@@ -246,15 +251,15 @@ def test_demo_command_passes_its_options(monkeypatch, tmp_path, capsys):
 
     calls = []
 
-    def fake(out_dir, epochs=None, seed=0, quick=False, verbose=True):
-        calls.append((out_dir, epochs, seed, quick, verbose))
+    def fake(out_dir, epochs=None, seed=0, quick=False, verbose=True, overwrite=False):
+        calls.append((out_dir, epochs, seed, quick, verbose, overwrite))
         (tmp_path / "results.md").write_text("| table |\n")
         return {"paths": {"markdown": str(tmp_path / "results.md")}}
 
     monkeypatch.setattr(dtd_keras.demo, "run_demo", fake)
-    code, stdout, _ = run(capsys, "demo", "--out", tmp_path, "--epochs", 3, "--seed", 1,
-                          "--quick")
-    assert code == 0 and calls == [(str(tmp_path), 3, 1, True, True)]
+    code, stdout, _ = run(capsys, "demo", "--out", tmp_path / "demo", "--epochs", 3,
+                          "--seed", 1, "--quick")
+    assert code == 0 and calls == [(str(tmp_path / "demo"), 3, 1, True, True, False)]
     assert "| table |" in stdout
     code, _, stderr = run(capsys, "demo", "--epochs", 0)
     assert code == 1 and "--epochs must be at least 1" in stderr
@@ -429,3 +434,134 @@ def test_large_inputs_go_to_a_resumable_zarr_store(files, tmp_path, capsys, monk
     code, _, stderr = run(capsys, "explain", files / "tiny.keras", files / "batch.npy",
                           "--out", small, "--resume")
     assert code != 0 and "nothing to continue" in stderr
+
+
+# ------------------------------------------------------------- the demo's --out
+def _demo_outputs(folder: Path) -> None:
+    """What an earlier `dtd-keras demo` left in ``folder`` (its results.json)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps({
+        "model": "digits_cnn", "seed": 0, "test_accuracy": 0.9, "n_explained": 60,
+        "methods": []}))
+    for name in ("results.md", "demo.png", "model.keras", "digits.npy"):
+        (folder / name).write_text("an earlier demo's")
+
+
+def test_demo_never_replaces_files_it_did_not_write(monkeypatch, tmp_path, capsys):
+    """`demo --out` is a new or empty folder; --overwrite replaces an earlier demo's
+    outputs only; the user's model.keras or results.md are never replaced."""
+    import dtd_keras.demo
+
+    calls = []
+
+    def fake(out_dir, epochs=None, seed=0, quick=False, verbose=True, overwrite=False):
+        dtd_keras.demo.check_out(out_dir, overwrite)
+        calls.append(Path(out_dir).name)
+        (tmp_path / "table.md").write_text("| table |\n")
+        return {"paths": {"markdown": str(tmp_path / "table.md")}}
+
+    monkeypatch.setattr(dtd_keras.demo, "run_demo", fake)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.keras").write_text("the user's model")
+    (mine / "results.md").write_text("the user's notes")
+    for extra in ([], ["--overwrite"]):
+        code, _, stderr = run(capsys, "demo", "--out", mine, "--quick", *extra)
+        assert code == 1 and stderr.count("\n") == 1, stderr
+    assert "already exists and is not empty; pass --overwrite" in run(
+        capsys, "demo", "--out", mine)[2]
+    assert (f"{mine} holds results.md, model.keras, which the demo did not write"
+            in run(capsys, "demo", "--out", mine, "--overwrite")[2])
+    assert (mine / "model.keras").read_text() == "the user's model"
+    assert (mine / "results.md").read_text() == "the user's notes"
+    code, _, stderr = run(capsys, "demo", "--out", mine / "model.keras")
+    assert code == 1 and "is a file; give a folder" in stderr
+    # the Python API refuses the same, before any training
+    with pytest.raises(ValueError, match="pass overwrite=True"):
+        dtd_keras.demo.check_out(mine)
+    assert calls == []
+
+    # a new folder; an earlier demo's folder with --overwrite (the user's other files stay);
+    # a folder of the user's files of other names with --overwrite
+    earlier = tmp_path / "earlier"
+    _demo_outputs(earlier)
+    (earlier / "notes.txt").write_text("mine")
+    others = tmp_path / "others"
+    others.mkdir()
+    (others / "notes.txt").write_text("mine")
+    assert run(capsys, "demo", "--out", tmp_path / "new", "-q")[0] == 0
+    assert run(capsys, "demo", "--out", earlier, "-q")[0] == 1
+    assert run(capsys, "demo", "--out", earlier, "--overwrite", "-q")[0] == 0
+    assert run(capsys, "demo", "--out", others, "--overwrite", "-q")[0] == 0
+    assert calls == ["new", "earlier", "others"]
+    assert (earlier / "notes.txt").read_text() == "mine"
+
+
+def test_demo_overwrites_its_own_outputs(tmp_path):
+    """run_demo itself: refuses the user's folder before training; an earlier demo's
+    outputs are recognised as such."""
+    from dtd_keras.demo import check_out, run_demo
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "results.md").write_text("the user's")
+    with pytest.raises(ValueError, match="did not write"):
+        run_demo(out, epochs=1, quick=True, verbose=False, overwrite=True)
+    assert (out / "results.md").read_text() == "the user's"
+    (out / "results.md").unlink()
+    run_demo(out, epochs=1, quick=True, verbose=False)
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="overwrite=True"):
+        run_demo(out, epochs=1, quick=True, verbose=False)
+    check_out(out, overwrite=True)  # its own outputs: a rerun may replace them
+    (out / "model.keras").unlink()
+    check_out(out, overwrite=True)
+    (out / "results.json").write_text("{}")  # not the demo's results.json any more
+    with pytest.raises(ValueError, match="results.md, digits.npy, which the demo did not"):
+        check_out(out, overwrite=True)
+
+
+# ------------------------------------------------------------- help and README
+def _options(parser) -> dict[str, set[str]]:
+    """Every option string of every command (and of dtd-keras itself, under "")."""
+    import argparse
+
+    found = {"": set()}
+    for action in parser._actions:
+        found[""].update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[name] = {o for a in sub._actions for o in a.option_strings}
+    return found
+
+
+def test_readme_synopsis_lists_every_option():
+    """README's "Command line" synopsis names every option build_parser() has, under
+    its command (the line "every command:" lists the shared ones)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
+    synopsis = section.split("```", 2)[1]
+    blocks: dict[str, str] = {}
+    current = None
+    for line in synopsis.splitlines():
+        words = line.split()
+        if line.startswith("dtd-keras ") and len(words) > 1:
+            current = words[1] if not words[1].startswith("-") else ""
+        elif line.startswith("every command:"):
+            current = "every"
+        if current is not None:
+            blocks[current] = blocks.get(current, "") + " " + line
+    shared = blocks.get("every", "")
+    for command, options in _options(cli.build_parser()).items():
+        text = blocks.get(command, "") + shared
+        missing = [o for o in sorted(options)
+                   if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", text)]
+        assert not missing, f"README's synopsis of '{command or 'dtd-keras'}' lacks {missing}"
+
+
+def test_explain_help_names_both_relevance_files(capsys):
+    """The description's list of what explain writes names relevance.zarr too."""
+    code, stdout, _ = run(capsys, "explain", "--help")
+    assert code == 0
+    written = stdout.split("write, to --out:", 1)[1].split("\n\n", 1)[0]
+    assert "relevance.npy" in written and "relevance.zarr" in written

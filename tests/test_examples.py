@@ -140,3 +140,39 @@ def test_demo_quick(tmp_path):
     assert "every" not in table.split("\n\n")[1].lower()
     assert table.count("\n| ") == 1 + len(METHODS)  # header and one row per method
     assert Image.open(tmp_path / "demo" / "demo.png").size[0] > 500
+
+
+def test_imagenet_photo_falls_back_at_the_requested_size(tmp_path, monkeypatch, capsys):
+    """--weights imagenet --image-size 32 where the download fails: random weights at
+    32x32, as said, and never a claim of 224."""
+    import importlib.util
+
+    import keras
+
+    built = []
+
+    def vgg16(weights=None, input_shape=None):
+        if weights == "imagenet":
+            raise OSError("URL fetch failure (no network in this test)")
+        built.append(input_shape)
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Conv2D(4, 3),
+                                 keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(),
+                                 keras.layers.Dense(10)])
+
+    monkeypatch.setattr(keras.applications, "VGG16", vgg16)
+    spec = importlib.util.spec_from_file_location("imagenet_photo",
+                                                  EXAMPLES / "imagenet_photo.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)).save(photo)
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        assert example.main([str(photo), "--image-size", "32", "--out",
+                             str(tmp_path / "heat.png")]) == 0
+    captured = capsys.readouterr()
+    assert built == [(32, 32, 3)]
+    assert "Falling back to random weights at 32x32 (--image-size)" in captured.err
+    assert "vgg16 (random weights), input 32x32" in captured.out
+    assert "224" not in captured.out + captured.err
+    assert (tmp_path / "heat.png").is_file()

@@ -33,3 +33,17 @@ def test_the_command_lines_progress_bar_is_a_core_dependency():
     """`dtd-keras explain` uses tqdm; a plain `pip install dtd-keras[cpu]` must have it."""
     assert _requirement(PROJECT["project"]["dependencies"], "tqdm") is not None
     assert PROJECT["project"]["scripts"]["dtd-keras"] == "dtd_keras.cli:main"
+
+
+def test_the_extra_named_for_pillow_installs_it():
+    """Reading image files needs Pillow; the error and README name an extra that lists it
+    itself (not only through matplotlib's own requirements)."""
+    from dtd_keras.reading import PILLOW_EXTRA
+
+    extras = PROJECT["project"]["optional-dependencies"]
+    assert _requirement(extras[PILLOW_EXTRA], "pillow") is not None
+    assert _requirement(extras["demo"], "pillow") is not None
+    assert _requirement(PROJECT["project"]["dependencies"], "pillow") is None  # optional
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command_line = readme.split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
+    assert f"needs Pillow, which the `{PILLOW_EXTRA}` extra installs" in command_line

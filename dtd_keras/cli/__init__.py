@@ -7,20 +7,23 @@ run the demo.
     $ python -m dtd_keras --help          # the same command
 
 Every command has ``--help``; ``--help`` and ``--version`` answer without importing
-TensorFlow, and TensorFlow's own log lines stay off the terminal unless ``--verbose``.
-Errors (missing file, a model that does not load, inputs that do not fit the model, an
-unsupported layer, inputs outside ``--domain``, an ``--out`` folder that is not empty)
-end the command with exit status 1 and one line on stderr, ``dtd-keras: error: …``; add
-``--traceback`` to see the Python traceback instead. Usage mistakes exit with status 2.
+TensorFlow (also where it is not installed), and TensorFlow's own log lines stay off the
+terminal unless ``--verbose``. Each command checks its arguments and files (``--out``,
+``--domain``, ``--preset``, missing inputs or model) before TensorFlow loads. Errors
+(missing file, a model that does not load, inputs that do not fit the model, an
+unsupported layer, inputs outside ``--domain``, an ``--out`` folder that is not empty,
+TensorFlow not installed) end the command with exit status 1 and one line on stderr,
+``dtd-keras: error: …``; add ``--traceback`` to see the Python traceback instead. Usage
+mistakes exit with status 2.
 
 Models are loaded with ``keras.models.load_model(path, safe_mode=True, compile=False)``:
 a model file cannot run Python code (e.g. a ``Lambda`` layer's) unless ``--unsafe`` is
 given. Only single-input models are supported here; use the Python API for others.
 
 Modules, one job each: :mod:`.parser` (the arguments), :mod:`.run` (``main``: errors,
-TensorFlow's log lines), :mod:`.options` (``--domain``, ``--preset``), :mod:`.models`
-(loading), :mod:`.inputs` (reading INPUTS), :mod:`.explain` and :mod:`.commands` (the
-commands).
+negative ``--domain`` values, importing TensorFlow), :mod:`.options` (``--domain``,
+``--preset``), :mod:`.models` (loading), :mod:`.explain` and :mod:`.commands` (the
+commands). INPUTS are read by :mod:`dtd_keras.reading`.
 """
 
 from __future__ import annotations

@@ -11,17 +11,20 @@ from typing import Any
 
 import numpy as np
 
-from ..reading import expand_inputs, read_inputs
+from ..errors import InputFileError
+from ..reading import expand_inputs, open_inputs
 from .errors import CLIError
-from .models import input_shape, load_model
-from .options import check_domain, describe_domain, make_analyzer, parse_domain
+from .models import check_model_file, input_shape, load_model
+from .options import check_domain, check_preset, describe_domain, make_analyzer, parse_domain
 from .parser import ZARR_ABOVE
+from .run import import_tensorflow
 
 __all__ = ["cmd_explain", "heatmap_picture", "prepare_out"]
 
 RESULT_FILES = ("relevance.npy", "properties.json")
 STORE = "relevance.zarr"
 _HEATMAP_NAME = re.compile(r"^\d{4,}_.*\.png$")  # heatmaps/0003_digits.png
+_HEATMAP_BLOCK = 256  # samples of relevance read at once to draw their heatmaps
 
 
 def heatmap_picture(relevance: np.ndarray, cmap: str = "bwr", min_size: int = 128
@@ -124,9 +127,12 @@ def _sample_records(relevance, neurons, properties: list[dict], sources, out: Pa
     from .. import image
 
     samples = []
+    block, first = None, 0
     for i, (source, p) in enumerate(zip(sources, properties)):
+        if block is None or i >= first + len(block):  # a lazy store is read block-wise
+            block, first = np.asarray(relevance[i:i + _HEATMAP_BLOCK]), i
         picture = Path("heatmaps") / f"{i:04d}_{_safe_stem(source['source'])}.png"
-        image.save_png(heatmap_picture(relevance[i], cmap), out / picture)
+        image.save_png(heatmap_picture(block[i - first], cmap), out / picture)
         samples.append({
             "index": i, **source, "heatmap": picture.as_posix(),
             "neuron": int(neurons[i]),
@@ -161,36 +167,57 @@ def _summary(samples: list[dict]) -> dict[str, float | None]:
     }
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
-    """Explain every sample of the inputs; write relevance.npy, heatmaps, properties.json."""
+def _check_arguments(args: argparse.Namespace) -> tuple[Any, tuple[float, float] | None]:
+    """Every check that needs no TensorFlow: options, --out, the input and model files.
+    Returns the domain and the pixel range."""
     domain = parse_domain(args.domain)
+    check_preset(args.preset)
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.neuron is not None and args.neuron < 0:
+        raise CLIError(f"--neuron {args.neuron} is out of range: output neurons count from 0")
     pixel_range = _pixel_range(args, domain)
+    prepare_out(Path(args.out), args.overwrite, check_only=True, resume=args.resume)
+    expand_inputs(args.inputs)  # missing inputs
+    check_model_file(args.model)
+    return domain, pixel_range
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain every sample of the inputs; write relevance (.npy or .zarr), heatmaps and
+    properties.json. Arguments and files are checked before TensorFlow is imported."""
+    domain, pixel_range = _check_arguments(args)
     out = Path(args.out)
-    prepare_out(out, args.overwrite, check_only=True, resume=args.resume)  # before any work
-    expand_inputs(args.inputs)  # missing inputs fail before the model loads
+    import_tensorflow(args.verbose)
     model = load_model(args.model, args.unsafe)
     shape = input_shape(model)
-    x, sources = read_inputs(args.inputs, shape, pixel_range, args.npz_key)
-    for name in dict.fromkeys(s["source"] for s in sources):
-        rows = [i for i, s in enumerate(sources) if s["source"] == name]
-        check_domain(domain, x[rows[0]:rows[-1] + 1], name)
+    inputs = open_inputs(args.inputs, shape, pixel_range, args.npz_key,
+                         check=lambda piece, name: check_domain(domain, piece, name))
+    count = len(inputs)
+    zarr = args.store == "zarr" or (args.store == "auto" and count > ZARR_ABOVE) or args.resume
+    x = None if zarr else inputs[:]  # in memory: read (and checked) before anything is written
     analyzer = make_analyzer(model, args.preset, domain)
     size = analyzer.output_size
-    if args.neuron is not None and (args.neuron < 0 or (size is not None and args.neuron >= size)):
+    if args.neuron is not None and size is not None and args.neuron >= size:
         raise CLIError(f"--neuron {args.neuron} is out of range: the explained output has "
-                       f"{size} neurons (0 … {size - 1 if size else '?'})")
+                       f"{size} neurons (0 … {size - 1})")
+    batch_size = max(1, min(args.batch_size, count))  # no larger than the inputs
 
-    count = len(x)
-    zarr = args.store == "zarr" or (args.store == "auto" and count > ZARR_ABOVE) or args.resume
     prepare_out(out, args.overwrite, resume=args.resume)
     out.mkdir(parents=True, exist_ok=True)
-    if zarr:  # chunks committed as they are explained: a killed run continues (--resume)
+    if zarr:  # streamed: chunks read, explained and committed in turn (--resume continues)
         from ..datasets import analyze_dataset
 
-        results = analyze_dataset(analyzer, x, out / STORE, neuron=args.neuron,
-                                  batch_size=args.batch_size, progress=not args.quiet)
+        try:
+            results = analyze_dataset(analyzer, inputs, out / STORE, neuron=args.neuron,
+                                      batch_size=batch_size, progress=not args.quiet)
+        except (CLIError, InputFileError) as error:  # an input found wrong as it was read
+            if not (out / STORE).is_dir():
+                raise
+            text = " ".join(str(error).split())
+            raise CLIError(f"{text}; the samples explained before it are kept in "
+                           f"{out / STORE}: fix the input and pass --resume to continue, or "
+                           "--overwrite to start again") from None
         relevance, neurons = results.relevance, results.neuron
         properties = _as_dicts(results.properties)
     else:
@@ -198,11 +225,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
         if count:
             relevance, neurons, logits = _explain_batches(analyzer, x, args.neuron,
-                                                          args.batch_size, args.quiet)
+                                                          batch_size, args.quiet)
         else:  # nothing to explain: empty results (TensorFlow is not asked about 0 samples)
             relevance, neurons, logits = x.copy(), np.zeros((0,), np.int64), np.zeros((0,))
         np.save(out / "relevance.npy", relevance)
         properties = Explanation(relevance, neurons, logits).properties().to_dicts()
+    sources = inputs.sources
     (out / "heatmaps").mkdir(parents=True, exist_ok=True)
     samples = _sample_records(relevance, neurons, properties, sources, out, args.cmap)
     summary = _summary(samples)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from .errors import CLIError
 
-__all__ = ["input_shape", "load_model"]
+__all__ = ["check_model_file", "input_shape", "load_model"]
 
 
-def load_model(path: str, unsafe: bool = False):
-    """``keras.models.load_model`` in safe mode (unless ``unsafe``), with one-line errors."""
+def check_model_file(path: str) -> None:
+    """A missing model file, a folder or a .keras file that is no zip archive → CLIError
+    (without importing TensorFlow)."""
     target = Path(path)
     if not target.exists():
         raise CLIError(f"model file not found: {path}")
@@ -19,6 +20,12 @@ def load_model(path: str, unsafe: bool = False):
         raise CLIError(f"{path} is a folder; give a Keras model file (.keras or .h5)")
     if target.suffix == ".keras" and not zipfile.is_zipfile(target):
         raise CLIError(f"cannot load the model {path}: not a Keras .keras file (no zip archive)")
+
+
+def load_model(path: str, unsafe: bool = False):
+    """``keras.models.load_model`` in safe mode (unless ``unsafe``), with one-line errors."""
+    check_model_file(path)
+    target = Path(path)
     import keras
 
     try:

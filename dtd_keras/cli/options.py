@@ -41,12 +41,13 @@ def describe_domain(domain: Any) -> str:
 
 
 def check_preset(name: str) -> None:
-    """Refuse a ``--preset`` that ``dtd_keras.PRESETS`` does not name (a usage error)."""
-    from ..presets import PRESETS
+    """Refuse a ``--preset`` that ``dtd_keras.PRESETS`` does not name (a usage error;
+    checked against the parser's copy of the names, without importing TensorFlow)."""
+    from .parser import PRESET_NAMES
 
-    if name not in PRESETS:
+    if name not in PRESET_NAMES:
         raise UsageError(f"argument --preset: invalid choice: {name!r} (choose from "
-                         f"{', '.join(sorted(PRESETS))})")
+                         f"{', '.join(sorted(PRESET_NAMES))})")
 
 
 def analyzer_options(preset: str, domain: Any) -> dict[str, Any]:

@@ -19,8 +19,8 @@ needs no TensorFlow; a test keeps the two equal). ``--preset`` is checked agains
 ``dtd_keras.PRESETS`` itself."""
 
 DOMAIN_HELP = (
-    "the range of the model inputs: 'LOW,HIGH' (a box, e.g. 0,1 or 0,255; write "
-    "--domain=-1,1 when LOW is negative), 'real' (any value) or 'positive' (>= 0). "
+    "the range of the model inputs: 'LOW,HIGH' (a box, e.g. 0,1, 0,255 or -1,1), "
+    "'real' (any value) or 'positive' (>= 0). "
     "It selects the input rule: deep_taylor gets input_domain=Box(LOW, HIGH) (zB rule), "
     "'real' (w2 rule) or 'positive' (z+ rule); deep_taylor.bounded and lrp.composite get "
     "low=LOW, high=HIGH (deep_taylor.bounded needs a box; lrp.composite without a box uses "
@@ -29,14 +29,17 @@ DOMAIN_HELP = (
 
 EXPLAIN_DESCRIPTION = """\
 Explain MODEL's output for each sample of INPUTS and write, to --out:
-  relevance.npy        relevance, float32, shaped (samples, *input)
+  relevance.npy        relevance, float32, shaped (samples, *input); or
+  relevance.zarr       the same as a chunked store (dk.load_results), written
+                       chunk by chunk as the inputs are read and explained
+                       (--store zarr, or more than %(zarr)d samples; --resume)
   heatmaps/NNNN_*.png  one heatmap per sample (red +, blue -)
   properties.json      per sample: neuron, explained_logit,
                        relevance_sum, conservation_error,
                        relative_conservation_error, negative_fraction,
                        negative_relevance, positive, consistent,
                        source file; plus a summary.
---out must be a new or empty folder unless --overwrite is given.
+--out must be a new or empty folder unless --overwrite (or --resume) is given.
 
 INPUTS are .npy/.npz arrays (one sample shaped like the model input, or a batch),
 images (png, jpg, ...) or folders (their .npy, .npz and image files, sorted by name).
@@ -97,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser(
         "explain", parents=[common], help="explain a saved model's decisions on input files",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=EXPLAIN_DESCRIPTION,
+        description=EXPLAIN_DESCRIPTION.replace("%(zarr)d", str(ZARR_ABOVE)),
         epilog="example: dtd-keras explain model.keras x.npy cat.png --domain 0,1 --out out")
     _model_arguments(explain, ". Inputs outside the domain are an error for every preset.",
                      ("inputs", dict(metavar="INPUTS", nargs="+",
@@ -106,14 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="explain output neuron K for every sample (default: each "
                               "sample's top logit)")
     explain.add_argument("--batch-size", type=int, default=32, metavar="N",
-                         help="samples per batch (default 32); a progress bar shows for "
-                              "more than one batch")
+                         help="samples per batch (default 32, at most the number of "
+                              "samples); a progress bar shows for more than one batch")
     explain.add_argument("--out", default="dtd_explanations", metavar="DIR",
                          help="output folder, new or empty (default dtd_explanations)")
     explain.add_argument("--overwrite", action="store_true",
                          help="write into a --out folder that is not empty: replaces "
-                              "relevance.npy, properties.json and the heatmaps of an "
-                              "earlier run (other files stay)")
+                              "relevance.npy, relevance.zarr, properties.json and the "
+                              "heatmaps of an earlier run (other files stay)")
     explain.add_argument("--pixel-range", default=None, metavar="LOW,HIGH",
                          help="scale image pixels 0..255 onto LOW,HIGH (default: the "
                               "--domain box; raw for real/positive)")
@@ -150,10 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "LRP-alpha2beta1, and write demo.png, results.json, results.md, "
                     "model.keras and digits.npy to --out.")
     demo.add_argument("--out", default="demo_out", metavar="DIR",
-                      help="output folder (default demo_out)")
+                      help="output folder, new or empty (default demo_out)")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="write into a --out folder that is not empty: replaces an "
+                           "earlier demo's outputs there (other files stay; files of the "
+                           "same names that the demo did not write are never replaced)")
     demo.add_argument("--epochs", type=int, default=None, metavar="N",
                       help="training epochs (default 20; 2 with --quick)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--seed", type=int, default=0, metavar="N",
+                      help="random seed (default 0)")
     demo.add_argument("--quick", action="store_true",
                       help="a few seconds, for tests: 2 epochs, 60 digits explained, 3 rows")
     return parser

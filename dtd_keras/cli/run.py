@@ -1,12 +1,10 @@
-"""``main``: parse, keep TensorFlow's start-up log lines off the terminal, run the command,
+"""``main``: parse, run the command (TensorFlow's start-up log lines kept off the terminal),
 turn errors into one line."""
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 
 from .errors import CLIError, UsageError
 from .parser import PROG, build_parser
@@ -14,46 +12,38 @@ from .parser import PROG, build_parser
 __all__ = ["import_tensorflow", "main"]
 
 _MESSAGE_LIMIT = 400
-# TensorFlow's C++ start-up lines: absl's notice and glog-style lines such as
-# "I0000 00:00:1796082537.471832    3667 port.cc:153] oneDNN custom operations are on …"
-_TF_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
-                          r"|[IWEF]\d{4} \d\d:\d\d:[\d.]+\s+\d+ \S+:\d+\])")
+# options whose value may start with "-" (a negative LOW: --domain -1,1)
+_RANGE_OPTIONS = ("--domain", "--pixel-range")
+_NEGATIVE_VALUE = re.compile(r"^-(\d|\.\d|inf)", re.IGNORECASE)
 
 
 def import_tensorflow(verbose: bool = False) -> None:
-    """Import TensorFlow, its C++ log lines hidden unless ``verbose``.
+    """Import TensorFlow, its start-up lines hidden unless ``verbose`` (or the environment
+    asks for them: :func:`dtd_keras._tensorflow.import_tensorflow`); an ImportError naming
+    the extras when it is not installed."""
+    from .._tensorflow import import_tensorflow as load
 
-    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless already set) for TensorFlow's later C++
-    logging, and sends file descriptor 2 to a temporary file during the import: the
-    lines TensorFlow prints there before its logging starts (oneDNN, CPU features,
-    CUDA probing) ignore that variable. Everything else written meanwhile is replayed
-    on stderr. Nothing happens when TensorFlow is already imported.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    if verbose:
-        import tensorflow  # noqa: F401
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no file descriptor 2 (some embedded interpreters)
-        import tensorflow  # noqa: F401
-        return
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [line for line in captured.read().decode(errors="replace").splitlines()
-                    if not _TF_LOG_LINE.match(line)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
+    load(True if verbose else None)
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``--domain -1,1`` → ``--domain=-1,1`` (also for ``--pixel-range`` and unambiguous
+    abbreviations), which argparse would otherwise read as an option ``-1,1``."""
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            return joined + argv[i:]
+        if (len(token) > 2 and "=" not in token and i + 1 < len(argv)
+                and any(option.startswith(token) for option in _RANGE_OPTIONS)
+                and _NEGATIVE_VALUE.match(argv[i + 1])):
+            joined.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        joined.append(token)
+        i += 1
+    return joined
 
 
 def _one_line(error: BaseException | str) -> str:
@@ -82,18 +72,15 @@ def _message(error: Exception) -> str:
 
 
 def _run(args) -> int:
-    import_tensorflow(args.verbose)
+    """Run the command: each checks its arguments and files first, then imports
+    TensorFlow (so that those mistakes are reported at once)."""
     if args.command == "explain":
         from .explain import cmd_explain
-        from .options import check_preset
 
-        check_preset(args.preset)
         return cmd_explain(args)
     if args.command == "export":
         from .commands import cmd_export
-        from .options import check_preset
 
-        check_preset(args.preset)
         return cmd_export(args)
     from .commands import cmd_demo
 
@@ -105,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ``--help`` and ``--version`` answer without importing TensorFlow."""
     parser = build_parser()
+    argv = join_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help, --version and usage errors
