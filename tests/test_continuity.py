@@ -111,9 +111,11 @@ def test_an_all_zero_map_is_left_out_with_a_warning_and_all_zero_is_an_error():
     ({"low": "zero"}, "low must be a number"),
     ({"low": 1.0, "high": 0.0}, "low > high"),
     ({"samples": 2.5}, r"samples .* must be an integer >= 1; got 2.5"),
-    ({"samples": 0}, r"samples .* got 0"),
+    ({"samples": 0}, r"samples \(random perturbations per input\) must be an integer >= 1; "
+                     r"got 0"),
     ({"radius": float("nan")}, r"radius .* finite number > 0; got nan"),
-    ({"radius": -1.0}, r"radius .* got -1.0"),
+    ({"radius": -1.0}, r"radius \(the perturbations' L2 length\) must be a finite number > 0; "
+                       r"got -1.0"),
     ({"radius": "0.5"}, r"radius .* got '0.5'"),
     ({"seed": 1.5}, "seed must be an integer"),
     ({"batch_size": 0}, "batch_size must be an integer >= 1"),
