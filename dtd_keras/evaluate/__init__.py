@@ -8,8 +8,9 @@
                        patches, not windows around the most relevant locations)
 ``randomization``      cascading model-parameter randomisation: Spearman / SSIM to the
                        trained model's maps, top layer first (Adebayo et al. 2018)
-``continuity``         max ‖R(x) − R(x′)‖₁ / ‖x − x′‖₂ over small perturbations
-                       (Montavon et al. 2018)
+``continuity``         max ‖R(x) − R(x′)‖₁ / (‖R(x)‖₁ ‖x − x′‖₂) over small
+                       perturbations (Montavon et al. 2018; scale-free by default,
+                       ``normalize=False`` for the raw ratio)
 ``RandomBaseline``     random maps with the analyzers' API (conservative, positive,
                        meaningless)
 =====================  ================================================================

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -380,8 +382,6 @@ class MinMaxDTD(DTD):
         shape, values), in layer order. :func:`~dtd_keras.analyze_dataset` keeps it in a
         store's identity, so a store is never resumed with a differently fitted analyzer.
         Raises :class:`NotFittedError` before :meth:`fit` or :meth:`load`."""
-        import hashlib
-
         self._require_fitted()
         digest = hashlib.sha256(json.dumps(self.get_config(), sort_keys=True,
                                            default=repr).encode())
