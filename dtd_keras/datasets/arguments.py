@@ -4,14 +4,13 @@ written: sizes, dtype, tolerance, the neuron to explain, the pixel range of imag
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import Any
 
 import numpy as np
 
 from .sources import Source
 
-__all__ = ["DTYPES", "check_rtol", "check_sizes", "fixed_shapes", "neuron_spec", "pixel_range",
+__all__ = ["DTYPES", "check_sizes", "fixed_shapes", "neuron_spec", "pixel_range",
            "sizes"]
 
 DTYPES = ("float32", "float16")
@@ -23,13 +22,6 @@ def _positive_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1
 
 
-def check_rtol(rtol: Any) -> float:
-    """``rtol`` as a float: a finite number ≥ 0."""
-    if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(rtol) or rtol < 0:
-        raise ValueError(f"rtol must be a finite number >= 0 (the tolerance of the positive/"
-                         f"consistent properties), got {rtol!r}")
-    return float(rtol)
 
 
 def fixed_shapes(specs: Any) -> list[list[int]]:

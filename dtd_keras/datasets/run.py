@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..explanation import Explanation
+from ..explanation import Explanation, check_rtol
 from . import arguments
 from .compute import Explainer, worker_share
 from .create import prepare, refuse_overlap
@@ -129,7 +129,7 @@ def analyze_dataset(analyzer: Any, data: Any, out: str | Path, *,
     arguments.check_sizes(batch_size, chunk_size)
     if dtype not in arguments.DTYPES:
         raise ValueError(f"dtype must be one of {arguments.DTYPES}, got {dtype!r}")
-    rtol = arguments.check_rtol(rtol)
+    rtol = check_rtol(rtol)
     specs = analyzer.input_specs
     shapes = arguments.fixed_shapes(specs)
     source = open_source(data, [tuple(s.shape) for s in specs],
