@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import reference as ref
+import tensorflow as tf
 
 import dtd_keras as dk
 from dtd_keras import rules
@@ -253,12 +254,12 @@ def test_gating_multiply_gives_everything_to_the_signal():
 
 
 def test_register_a_custom_linear_layer():
-    class Scale(L.Layer):
+    class Scale(L.Layer):  # TensorFlow code: the analyzer cannot see inside it
         def build(self, shape):
             self.kernel = self.add_weight(shape=(shape[-1],), initializer="ones")
 
         def call(self, x):
-            return x * self.kernel
+            return tf.multiply(x, self.kernel)
 
     model = keras.Sequential([keras.Input((3,)), Scale(name="scale"), L.Dense(2)])
     with pytest.raises(dk.UnsupportedLayerError, match=r"'scale' \(Scale\).*register_layer"):

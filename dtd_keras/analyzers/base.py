@@ -27,7 +27,7 @@ from ..engine.passes import backward, forward_values, output_count, select, top_
 from ..errors import UnsupportedLayerError
 from ..explanation import Explanation
 from ..layers import LayerRelevance, relevance_for
-from ..layers.registry import position
+from ..layers.registry import expands, position
 from ..rules import Rule
 
 __all__ = ["Analyzer"]
@@ -90,7 +90,7 @@ class Analyzer:
         self.model = model
         self.max_pool = max_pool
         self.add = add
-        self.graph: Graph = walk(model, output)
+        self.graph: Graph = walk(model, output, expand=expands)
         self.trace_count = 0
         self._sizes_checked: set[tuple] = set()  # input shapes every layer can take
         self._build()
@@ -107,6 +107,10 @@ class Analyzer:
     def _choose_rule(self, call: Call, step: LayerRelevance, domain: Domain,
                      reads_input: bool) -> Rule:
         raise NotImplementedError
+
+    def _step_options(self) -> dict[str, Any]:
+        """Options every call's relevance behaviour receives (subclasses add theirs)."""
+        return {"max_pool": self.max_pool, "add": self.add}
 
     def _build(self) -> None:
         graph = self.graph
@@ -129,9 +133,9 @@ class Analyzer:
             in_domains = [domains.get(k, REAL) for k in call.inputs]
             try:
                 check_dtype(call)
-                step = relevance_for(call, graph, index, max_pool=self.max_pool, add=self.add,
-                                     head=call is head,
-                                     domain=in_domains[0] if in_domains else REAL)
+                step = relevance_for(call, graph, index, head=call is head,
+                                     domain=in_domains[0] if in_domains else REAL,
+                                     **self._step_options())
             except UnsupportedLayerError as error:  # go on: one refusal lists every gap
                 gaps.append((position(call, graph, index), error))
                 domains.update((key, REAL) for key in call.outputs)
@@ -204,9 +208,12 @@ class Analyzer:
 
     @property
     def input_specs(self) -> tuple[tf.TensorSpec, ...]:
-        """One float32 spec per model input, batch dimension free."""
+        """One spec per model input, batch dimension free: float32, or the input's own
+        integer/boolean dtype (token ids, masks)."""
         return tuple(
-            tf.TensorSpec((None, *self.graph.shapes[k][1:]), tf.float32, name=f"input_{i}")
+            tf.TensorSpec((None, *self.graph.shapes[k][1:]),
+                          tf.float32 if self.graph.is_float(k) else self.graph.dtypes[k],
+                          name=f"input_{i}")
             for i, k in enumerate(self.graph.inputs))
 
     @property

@@ -5,17 +5,25 @@ every call in topological order, recursing into nested models (a nested model is
 node outside, a whole graph inside), and names each tensor by an integer key so that
 a layer called twice yields two calls with their own tensors. Calls that the chosen
 output does not depend on are dropped.
+
+Composite layers (a Python-coded layer whose ``call`` runs sublayers and ``keras.ops``,
+such as ``MultiHeadAttention`` or keras-hub's ``TransformerEncoder``) are seen inside
+where the caller asks (``expand``): :func:`expand_layer` runs the layer's own ``call`` on
+symbolic inputs, which records every sublayer call and operation as a functional graph,
+and the walk recurses into it as into a nested model. The sublayers are the model's own
+objects, so the weights stay live.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 
-__all__ = ["Call", "Graph", "walk"]
+__all__ = ["Call", "Graph", "expand_layer", "walk"]
 
 
 @dataclass
@@ -48,6 +56,12 @@ class Graph:
     calls: list[Call]
     shapes: dict[int, tuple] = field(default_factory=dict)
     output_index: int = 0  # which of the model's outputs ``output`` is
+    dtypes: dict[int, str] = field(default_factory=dict)  # tensor key -> dtype name
+
+    def is_float(self, key: int) -> bool:
+        """Whether tensor ``key`` holds floats (integer and boolean tensors, such as token
+        ids, position ids and masks, carry no relevance)."""
+        return "float" in self.dtypes.get(key, "float32")
 
     def producer(self, key: int) -> Call | None:
         """The call whose output is ``key`` (None for a model input)."""
@@ -127,15 +141,43 @@ def _output_index(functional: Any, outputs: tuple, output: int | str | None) -> 
     return output
 
 
-def walk(model: Any, output: int | str | None = None) -> Graph:
+def expand_layer(node: Any) -> Any | None:
+    """The functional graph inside the layer call ``node``: the layer's own ``call`` run on
+    fresh symbolic inputs shaped like the node's. None where it cannot be seen inside
+    (its ``call`` needs concrete values, or records nothing but itself)."""
+    layer = node.operation
+    tensors = list(node.input_tensors)
+    try:
+        fresh = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype) for t in tensors]
+        local = {id(t): f for t, f in zip(tensors, fresh)}
+        args, kwargs = node.arguments.fill_in(local)
+        outputs = layer.call(*args, **kwargs)
+        flat = keras.tree.flatten(outputs)
+        if not flat or len(flat) != len(node.output_tensors):
+            return None
+        inner = keras.Model(fresh, flat, name=layer.name)
+    except Exception:  # noqa: BLE001 - any failure: the layer stays one opaque call
+        return None
+    ops = [n.operation for nodes in inner._nodes_by_depth.values() for n in nodes
+           if not isinstance(n.operation, keras.layers.InputLayer)]
+    if not ops or any(op is layer for op in ops):
+        return None
+    return inner
+
+
+def walk(model: Any, output: int | str | None = None,
+         expand: Callable[[Any], bool] | None = None) -> Graph:
     """Flatten ``model`` into a :class:`Graph` explaining output ``output``: an index
     into ``model.outputs`` or an output's name. None only for single-output models.
     Calls made with ``training=True`` are refused (:class:`UnsupportedLayerError`).
+    ``expand(layer)``: whether to see inside a layer that is not a model (where it can
+    be: :func:`expand_layer`); the inside is walked like a nested model.
     """
     functional = as_functional(model)
     counter = itertools.count()
     calls: list[Call] = []
     shapes: dict[int, tuple] = {}
+    dtypes: dict[int, str] = {}
 
     def visit(fn: Any, scope: str, input_keys: tuple[int, ...]) -> tuple[int, ...]:
         env: dict[int, int] = {}
@@ -148,8 +190,12 @@ def walk(model: Any, output: int | str | None = None) -> Graph:
                     continue
                 _refuse_training_mode(node, scope)
                 in_keys = tuple(env[id(t)] for t in node.input_tensors)
+                inner = None
                 if isinstance(op, keras.Model):
                     inner = as_functional(op)
+                elif expand is not None and isinstance(op, keras.layers.Layer) and expand(op):
+                    inner = expand_layer(node)
+                if inner is not None:
                     out_keys = visit(inner, f"{scope}{op.name}/", in_keys)
                 else:
                     out_keys = tuple(next(counter) for _ in node.output_tensors)
@@ -158,11 +204,13 @@ def walk(model: Any, output: int | str | None = None) -> Graph:
                 for tensor, key in zip(node.output_tensors, out_keys):
                     env[id(tensor)] = key
                     shapes[key] = tuple(tensor.shape)
+                    dtypes[key] = str(tensor.dtype)
         return tuple(env[id(t)] for t in fn.outputs)
 
     input_keys = tuple(next(counter) for _ in functional.inputs)
     for tensor, key in zip(functional.inputs, input_keys):
         shapes[key] = tuple(tensor.shape)
+        dtypes[key] = str(tensor.dtype)
     outputs = visit(functional, "", input_keys)
 
     output = _output_index(functional, outputs, output)
@@ -191,4 +239,4 @@ def walk(model: Any, output: int | str | None = None) -> Graph:
         return getattr(layer, "name", None) or getattr(tensor, "name", f"input_{i}")
 
     names = [input_name(i, t) for i, t in enumerate(functional.inputs)]
-    return Graph(list(input_keys), names, outputs[output], kept, shapes, output)
+    return Graph(list(input_keys), names, outputs[output], kept, shapes, output, dtypes)

@@ -22,9 +22,25 @@ def _as_float32(item: Any, what: str) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
+def _as_integers(item: Any, what: str, dtype: str) -> np.ndarray:
+    """An integer/boolean model input (token ids, a mask) as ``dtype``: integer values
+    only, never floats silently truncated."""
+    if hasattr(item, "numpy") and not isinstance(item, np.ndarray):
+        item = item.numpy()
+    array = np.asarray(item)
+    if array.dtype == object:
+        raise ValueError(f"{what} is ragged or holds objects ({array.dtype}); pad every "
+                         "sequence to one length (and pass a padding mask) first")
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+        raise ValueError(f"{what} takes {dtype} values (token ids, positions or a mask), got "
+                         f"{array.dtype}: float inputs are not ids; pass integers")
+    return array.astype(dtype, copy=False)
+
+
 def check_inputs(graph: Any, domains: Sequence[Any], x: Any) -> list[np.ndarray]:
     """``x`` validated against the model ``graph`` and the declared ``domains``: one
-    float32 array per model input. Errors name the input and what is wrong."""
+    array per model input, float32 (or the input's integer/boolean dtype, for token ids
+    and masks). Errors name the input and what is wrong."""
     n = len(graph.inputs)
     items = list(x) if (n > 1 and isinstance(x, (list, tuple))) else [x]
     if len(items) != n:
@@ -34,13 +50,18 @@ def check_inputs(graph: Any, domains: Sequence[Any], x: Any) -> list[np.ndarray]
     for i, (key, name, item, domain) in enumerate(zip(graph.inputs, graph.input_names, items,
                                                      domains)):
         what = f"input {i} ('{name}')"
-        array = _as_float32(item, what)
+        integer = not graph.is_float(key) if hasattr(graph, "is_float") else False
+        array = (_as_integers(item, what, graph.dtypes[key]) if integer
+                 else _as_float32(item, what))
         expected = graph.shapes[key]
         ok = array.ndim == len(expected) and all(
             e is None or e == a for e, a in zip(expected[1:], array.shape[1:]))
         if not ok:
             raise ValueError(f"{what} has shape {array.shape}; the model expects "
                              f"{('batch',) + tuple(expected[1:])}")
+        if integer:
+            arrays.append(array)
+            continue
         if not np.all(np.isfinite(array)):
             bad = np.count_nonzero(~np.isfinite(array))
             raise ValueError(f"{what} contains {bad} NaN or infinite values")

@@ -120,8 +120,10 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
 def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
               input_keys: Sequence[int], copies: Tensor | None,
               inspect: Callable | None) -> tuple[Tensor, ...]:
-    def zeros(key: int) -> Tensor:
-        zero = tf.zeros_like(values[key])
+    def zeros(key: int) -> Tensor:  # float32 also for integer tensors (token ids)
+        value = values[key]
+        zero = tf.zeros_like(value) if value.dtype.is_floating else tf.zeros(
+            tf.shape(value), tf.float32)
         return zero if copies is None else tile(zero, copies)
 
     relevance = {explained_key: top}
@@ -141,6 +143,8 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         if inspect is not None:
             inspect(step, rule, lower)
         for key, r in zip(call.inputs, lower):
+            if r is None:  # no relevance for this input (an integer branch)
+                continue
             relevance[key] = r if key not in relevance else relevance[key] + r
     return tuple(relevance.get(k, zeros(k)) for k in input_keys)
 

@@ -2,6 +2,7 @@
 
 - :class:`LayerRelevance`: forward through the Keras op; relevance passes unchanged.
 - :class:`Identity`: inference-time identities (Dropout & co.).
+- :class:`NoRelevance`: calls computing integers or booleans (ids, masks): no relevance.
 - :class:`Reindex`: ops that only move, copy or select values (Flatten, Reshape,
   padding, cropping, Permute, RepeatVector, nearest UpSampling, Concatenate, max
   pooling as winner-take-all). Relevance moves like the gradient,
@@ -25,7 +26,7 @@ from ..engine.propagation import tile
 from ..errors import UnsupportedLayerError
 from ..rules import Rule
 
-__all__ = ["Identity", "LayerRelevance", "Reindex", "refusal"]
+__all__ = ["Identity", "LayerRelevance", "NoRelevance", "Reindex", "refusal"]
 
 LOW_PRECISION = ("float16", "bfloat16")
 """Compute dtypes of mixed-precision layers; the analyzer computes in float32 instead."""
@@ -121,6 +122,18 @@ class Identity(LayerRelevance):
 
     def domains(self, domains: Sequence[Domain]) -> list[Domain]:
         return list(domains)
+
+
+class NoRelevance(LayerRelevance):
+    """A call computing integers or booleans (position ids, masks, comparisons): it runs
+    forward, and no relevance flows through it (``None`` for every input: integer
+    branches carry no relevance)."""
+
+    def relevance(self, inputs, outputs, relevances, rule=None):
+        return [None for _ in inputs]
+
+    def relevance_many(self, inputs, outputs, relevances, rule, copies):
+        return [None for _ in inputs]
 
 
 def gradient_relevance(forward: Any, inputs: Sequence[Tensor],

@@ -10,6 +10,8 @@ from keras.src.ops import nn as keras_nn
 from keras.src.ops import numpy as keras_numpy
 
 from ..engine.graph import Call, Graph
+from ..integrations import load_integrations
+from . import attention, embedding, normalization, sequence
 from .activations import (
     PASS_THROUGH,
     ActivationPass,
@@ -18,7 +20,7 @@ from .activations import (
     leaky_relu_relevance,
     relu_relevance,
 )
-from .base import Identity, LayerRelevance, Reindex, refusal
+from .base import Identity, LayerRelevance, NoRelevance, Reindex, refusal
 from .linear import (
     AffineBatchNorm,
     AveragePool,
@@ -31,7 +33,7 @@ from .linear import (
 from .merge import Gate, Sum
 from .pooling import max_pool_relevance
 
-__all__ = ["LAYER_RELEVANCE", "position", "register_layer", "relevance_for"]
+__all__ = ["LAYER_RELEVANCE", "expands", "position", "register_layer", "relevance_for"]
 
 Factory = Callable[..., LayerRelevance]
 
@@ -43,6 +45,13 @@ def _upsampling(call: Call, graph: Graph, **options: Any) -> LayerRelevance:
             f"layer {call.description} interpolates ({interpolation!r}); only nearest "
             "up-sampling (an exact copy of values) has a relevance rule")
     return Reindex(call, graph, **options)
+
+
+def _softmax(call: Call, graph: Graph, **options: Any) -> LayerRelevance:
+    raise refusal(
+        f"layer {call.description} ({'softmax inside the network'}) has no relevance rule "
+        "under this analyzer; a softmax on the explained output is stripped (the logit is "
+        "explained)")
 
 
 def _named(*names: str) -> list[type]:
@@ -83,6 +92,7 @@ for _cls in _named("Rescaling", "Normalization"):
     LAYER_RELEVANCE[_cls] = Elementwise
 LAYER_RELEVANCE.update({
     keras.layers.BatchNormalization: AffineBatchNorm,
+    keras.layers.Softmax: _softmax,
     keras.layers.ReLU: relu_relevance,
     keras.layers.LeakyReLU: leaky_relu_relevance,
     keras.layers.Activation: activation_relevance,
@@ -91,6 +101,10 @@ LAYER_RELEVANCE.update({
     keras.layers.Multiply: Gate,
     keras_numpy.Multiply: Gate,
 })
+
+
+for _module in (attention, normalization, embedding, sequence):
+    LAYER_RELEVANCE.update(_module.LAYERS)
 
 
 def _ops_class(name: str) -> type | None:
@@ -135,9 +149,21 @@ def position(call: Call, graph: Graph, index: int) -> str:
     return f"call {index} in the graph, {source}"
 
 
+def expands(layer: Any) -> bool:
+    """Whether the analyzer looks inside ``layer`` (a layer that is not a model) rather
+    than treating it as one call: exactly where no behaviour is registered for its class
+    (see :func:`dtd_keras.engine.graph.expand_layer`)."""
+    load_integrations(LAYER_RELEVANCE)
+    return type(layer) not in LAYER_RELEVANCE
+
+
 def relevance_for(call: Call, graph: Graph, index: int, **options: Any) -> LayerRelevance:
     """The behaviour for ``call`` (the ``index``-th in the graph);
-    :class:`UnsupportedLayerError` if there is none."""
+    :class:`UnsupportedLayerError` if there is none. A call whose outputs are all
+    integer or boolean (ids, masks, their arithmetic) needs none: :class:`NoRelevance`."""
+    if call.outputs and not any(graph.is_float(k) for k in call.outputs):
+        return NoRelevance(call, graph, **options)
+    load_integrations(LAYER_RELEVANCE)
     factory = LAYER_RELEVANCE.get(type(call.operation))
     if factory is None:
         kind = "layer" if isinstance(call.operation, keras.layers.Layer) else "operation"

@@ -1,4 +1,4 @@
-r"""Relevance rules, each a few lines on one shared abstraction.
+r"""Rules for linear layers, each a few lines on one shared abstraction.
 
 Every rule is a list of term groups (:class:`~dtd_keras.engine.propagation.Term`,
 :class:`~dtd_keras.engine.propagation.Group`: input map, weight map, bias map, sign) plus a
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from .engine.propagation import (  # noqa: F401  (re-exported: the rules' shared abstraction)
+from ..engine.propagation import (  # noqa: F401  (re-exported: the rules' shared abstraction)
     TINY,
     Group,
     Term,
@@ -30,7 +30,7 @@ from .engine.propagation import (  # noqa: F401  (re-exported: the rules' shared
     safe_divide,
     tile,
 )
-from .engine.terms import _same
+from ..engine.terms import _same
 
 __all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Rule", "W2", "Z", "ZBox", "ZFlat", "ZPlus",
            "ZSign"]
@@ -111,7 +111,7 @@ class Z(Rule):
 
 
 def _nonnegative(domain: Any) -> bool:
-    from .engine.domains import POSITIVE, Box
+    from ..engine.domains import POSITIVE, Box
 
     return domain is POSITIVE or (isinstance(domain, Box) and bool(np.all(domain.low >= 0)))
 
@@ -180,7 +180,7 @@ class ZBox(Rule):
     high: Any = 1.0
 
     def __post_init__(self) -> None:
-        from .engine.domains import Box
+        from ..engine.domains import Box
 
         box = Box(self.low, self.high)  # validates
         object.__setattr__(self, "low", box.low)
