@@ -16,6 +16,24 @@ Multiply (gating, e.g. squeeze-and-excitation)
     with the output's full shape; the gate is the broadcast one (or, if both are full,
     the one produced by a sigmoid). ``x * constant`` passes relevance unchanged (an
     elementwise rescaling). Concatenate is a :class:`~.base.Reindex`.
+Average (``keras.layers.Average``)
+    Like Add: ``R_k = c_k / (Σ_k' c_k') · R`` with the same ``add`` option (the factor
+    ``1/n`` of the mean cancels between each branch's term ``x_k/n`` and their sum).
+Subtract (``keras.layers.Subtract``, ``a - b`` in functional code)
+    The sum of the terms ``a`` and ``−b``: ``R_a = c(a) / (c(a) + c(−b)) · R`` and
+    ``R_b = c(−b) / (c(a) + c(−b)) · R``, ``c`` as for Add, applied to the *terms*:
+    under ``add="positive"`` a term counts where it pushes the output up (``a⁺`` and
+    ``(−b)⁺ = max(−b, 0)``, i.e. where ``b`` is negative), so ``b > 0`` gets no
+    relevance. ``b`` receives the relevance of its term ``−b`` (not its negation).
+    A constant operand (``x - 1.0``, ``1.0 - x``) absorbs its share, like a bias.
+Maximum and Minimum (layers, and ``keras.ops.maximum``/``minimum``)
+    Winner-take-all, like max pooling: each output value's relevance goes entirely to
+    the branch holding the selected value, ``R_k = 1[x_k selected] · R`` (the
+    gradient); on ties to the branch TensorFlow's gradient picks (the first of the
+    tied inputs, in the layer's order). With a constant operand (``maximum(x, 0)``)
+    relevance reaches ``x`` only where ``x`` is selected (``x ≥ 0``: a ReLU).
+``keras.ops.average`` is a weighted mean along an axis of one tensor, not a merge of
+branches: it has no rule here.
 """
 
 from __future__ import annotations
@@ -30,33 +48,42 @@ from ..engine.graph import Call, Graph
 from ..engine.propagation import safe_divide
 from ..errors import UnsupportedLayerError
 from .activations import activation_name
-from .base import LayerRelevance
+from .base import LayerRelevance, Reindex
 
-__all__ = ["Gate", "Sum"]
+__all__ = ["Difference", "Gate", "Sum", "Winner"]
 
 CANCELLATION = 1e-6
 
 
 class Sum(LayerRelevance):
-    """Add / ``a + b``: relevance in proportion to each branch's contribution."""
+    """Add / ``a + b`` / Average: relevance in proportion to each branch's contribution."""
+
+    def signs(self) -> list[float]:
+        """The sign of each input's term in the sum (all +1 for Add)."""
+        return [1.0 for _ in self.call.inputs]
 
     def domains(self, domains):
-        return [POSITIVE if all(d is POSITIVE for d in domains) else REAL]
+        positive = all(d is POSITIVE for d in domains) and all(s > 0 for s in self.signs())
+        return [POSITIVE if positive else REAL]
 
     def relevance(self, inputs, outputs, relevances, rule=None):
         positive = self.options.get("add", "proportional") == "positive"
+        signs = self.signs()
+        terms = [x if s > 0 else -x for x, s in zip(inputs, signs)]
         if len(inputs) > 1 and _same_shapes(inputs):
-            return _split(inputs, relevances[0], positive)
-        # broadcasting or a constant operand: the gradient trick reduces the shares
-        if positive:
-            signed = [tf.nn.relu(x) for x in inputs]
-        else:
-            signed = [tf.identity(x) for x in inputs]
-        magnitude = [tf.abs(x) for x in inputs]
+            return _split(terms, relevances[0], positive)
+        # broadcasting or a constant operand: the gradient trick reduces the shares.
+        # forward(s_k · t_k) = Σ t_k (+ constant); ∂/∂t_k = 1, summed over broadcasts
+        signed = [tf.nn.relu(t) for t in terms] if positive else [tf.identity(t) for t in terms]
+        magnitude = [tf.abs(t) for t in terms]
+
+        def total_of(values):
+            return self.forward([v if s > 0 else -v for v, s in zip(values, signs)])[0]
+
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(signed + magnitude)
-            total = self.forward(signed)[0]
-            total_abs = self.forward(magnitude)[0]
+            total = total_of(signed)
+            total_abs = total_of(magnitude)
         cancel = tf.abs(total) <= CANCELLATION * total_abs
         zero = tf.zeros_like(relevances[0])
         s_signed = tf.where(cancel, zero, safe_divide(relevances[0], total))
@@ -65,6 +92,26 @@ class Sum(LayerRelevance):
         g_abs = tape.gradient(total_abs, magnitude, output_gradients=s_abs)
         del tape
         return [x * g + m * h for x, m, g, h in zip(signed, magnitude, g_signed, g_abs)]
+
+
+class Difference(Sum):
+    """Subtract / ``a - b``: the Add rule on the terms ``a`` and ``−b``."""
+
+    def signs(self):
+        node = self.call.node
+        args = list(node.arguments.args)
+        if len(args) == 1 and isinstance(args[0], (list, tuple)):  # the layer: [a, b]
+            args = list(args[0])
+        ids = [id(a) for a in args]
+        signs = []
+        for tensor in node.input_tensors:
+            position = ids.index(id(tensor)) if id(tensor) in ids else 0
+            signs.append(1.0 if position == 0 else -1.0)
+        return signs
+
+
+class Winner(Reindex):
+    """Maximum / Minimum: all relevance to the selected branch (the gradient's choice)."""
 
 
 def _same_shapes(tensors: list) -> bool:
@@ -130,3 +177,23 @@ class Gate(LayerRelevance):
         result = [tf.zeros_like(x) for x in inputs]
         result[self.signal] = relevances[0]
         return result
+
+
+def _merges() -> dict[type, Any]:
+    import keras
+    from keras.src.ops import numpy as keras_numpy
+
+    table: dict[type, Any] = {}
+    for owner, names in ((keras.layers, ("Maximum", "Minimum")),
+                         (keras_numpy, ("Maximum", "Minimum"))):
+        table.update({getattr(owner, n): Winner for n in names if hasattr(owner, n)})
+    table.update({cls: Difference for cls in (getattr(keras.layers, "Subtract", None),
+                                              getattr(keras_numpy, "Subtract", None)) if cls})
+    if hasattr(keras.layers, "Average"):
+        table[keras.layers.Average] = Sum
+    return table
+
+
+MERGES: dict[type, Any] = _merges()
+"""The merges registered through :mod:`.sequence`'s table (Add and Multiply are in the
+registry's own)."""
