@@ -141,14 +141,21 @@ class Analyzer:
                 domains.update((key, REAL) for key in call.outputs)
                 continue
             rule = None
+            try:  # gaps found choosing the rule or the domains are collected too
+                if step.needs_rule:
+                    reads_input = all(input_space.get(k, False) for k in call.inputs)
+                    rule = self._choose_rule(call, step, in_domains[0], reads_input)
+                out_domains = step.domains(in_domains)
+            except UnsupportedLayerError as error:
+                gaps.append((position(call, graph, index), error))
+                domains.update((key, REAL) for key in call.outputs)
+                continue
             if step.needs_rule:
-                reads_input = all(input_space.get(k, False) for k in call.inputs)
-                rule = self._choose_rule(call, step, in_domains[0], reads_input)
                 self.rules[call.name] = rule
                 self.domains[call.name] = in_domains[0]
             if step.warning:
                 warned.append(step.warning)
-            for key, domain in zip(call.outputs, step.domains(in_domains)):
+            for key, domain in zip(call.outputs, out_domains):
                 domains[key] = domain
                 input_space[key] = step.keeps_input_space and all(
                     input_space.get(k, False) for k in call.inputs)

@@ -105,7 +105,7 @@ class TimeDistributed(LayerRelevance):
 
     def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
         super().__init__(call, graph, **options)
-        from .registry import relevance_for
+        from .registry import LAYER_RELEVANCE, relevance_for
 
         inner_layer = call.operation.layer
         shape = graph.shapes[call.inputs[0]]
@@ -123,9 +123,14 @@ class TimeDistributed(LayerRelevance):
                           f"'{inner_layer.name}' ({type(inner_layer).__name__}), a composite "
                           "layer; TimeDistributed has a relevance rule for one layer inside")
         inner_call = inner_graph.calls[0]
-        inner_call.name = call.name
-        inner_options = {**options, "domain": domain}
-        self.inner = relevance_for(inner_call, inner_graph, 0, **inner_options)
+        inner_call.name = f"{call.name}/{inner_layer.name}"
+        if type(inner_layer) not in LAYER_RELEVANCE:
+            raise refusal(
+                f"layer {call.description} wraps '{inner_layer.name}' "
+                f"({type(inner_layer).__name__}), which has no relevance rule",
+                "Register one with dk.register_layer(LayerClass, relevance); see README, "
+                "'Custom layers'")
+        self.inner = relevance_for(inner_call, inner_graph, 0, **{**options, "domain": domain})
         for name in ("needs_rule", "fixed_rule", "dtd_rule", "keeps_input_space",
                      "warning", "mixes_inputs"):
             setattr(self, name, getattr(self.inner, name))
