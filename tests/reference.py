@@ -284,6 +284,8 @@ def _same_pad(n, k, s, d=1):
 def _out_len(n, k, s, d, padding):
     if padding == "same":
         return math.ceil(n / s)
+    if padding == "causal":  # left-padded by (k-1)*d, then "valid"
+        return (n - 1) // s + 1
     if padding == "valid":
         return (n - (k - 1) * d - 1) // s + 1
     raise ValueError(f"unsupported padding {padding!r}")
@@ -349,6 +351,8 @@ def conv_as_matrix(layer, input_shape):
         ]
     elif padding == "valid":
         pads = [0] * rank
+    elif padding == "causal":  # Conv1D only: every pad before the sequence
+        pads = [(k - 1) * d for k, d in zip(kernel_size, dilation, strict=True)]
     else:
         raise ValueError(f"unsupported padding {padding!r}")
     spatial_out = tuple(
@@ -549,6 +553,40 @@ def model_plan(model, input_shape):
             n_linear += 1
             act = _activation_name(cfg.get("activation"))
             out_shape = tuple(out_shape)
+        elif cls == "TimeDistributed" and type(layer.layer).__name__ == "Dense":
+            # the same Dense at every step: a block-diagonal matrix over (step, feature)
+            weights = layer.layer.get_weights()
+            w = np.asarray(weights[0], dtype=np.float64)
+            bias = np.asarray(weights[1], dtype=np.float64) if len(weights) > 1 else np.zeros(
+                w.shape[1])
+            steps_, n_in, n_out = shape[0], w.shape[0], w.shape[1]
+            W = np.zeros((steps_ * n_in, steps_ * n_out))
+            M = np.zeros_like(W)
+            for t in range(steps_):
+                W[t * n_in:(t + 1) * n_in, t * n_out:(t + 1) * n_out] = w
+                M[t * n_in:(t + 1) * n_in, t * n_out:(t + 1) * n_out] = 1.0
+            out_shape = (steps_, n_out)
+            steps.append(dict(kind="linear", layer=layer, index=n_linear, W=W,
+                              b=np.tile(bias, steps_), M=M, in_shape=shape,
+                              out_shape=out_shape))
+            n_linear += 1
+            act = _activation_name(layer.layer.get_config().get("activation"))
+        elif cls in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+            steps_, channels = shape  # channels_last (time, channels)
+            out_shape = (channels,)
+            windows = [np.arange(steps_) * channels + c for c in range(channels)]
+            if cls == "GlobalMaxPooling1D":
+                steps.append(dict(kind="maxpool", layer=layer, windows=windows,
+                                  in_shape=shape, out_shape=out_shape))
+            else:  # the mean over time: a linear map with weights 1/steps, no bias
+                W = np.zeros((steps_ * channels, channels))
+                for c, w in enumerate(windows):
+                    W[w, c] = 1.0 / steps_
+                steps.append(dict(kind="linear", layer=layer, index=n_linear, W=W,
+                                  b=np.zeros(channels), M=(W != 0).astype(float),
+                                  in_shape=shape, out_shape=out_shape, keeps_domain=True))
+                n_linear += 1
+            act = "linear"
         elif cls == "ReLU":
             if (
                 cfg.get("max_value") is not None
@@ -652,7 +690,7 @@ def _domains(steps, input_domain):
     for step in steps:
         result.append(dom)
         kind = step["kind"]
-        if kind == "linear":
+        if kind == "linear" and not step.get("keeps_domain"):  # a mean keeps ℝ₊ and boxes
             dom = "real"
         elif kind == "relu":
             dom = "positive"
@@ -773,3 +811,43 @@ def linear_layer_inputs(model, x):
                 k += 1
             a = _step_forward(step, a)
     return [(layer, np.stack(arrs)) for layer, arrs in found]
+
+
+# ---------------------------------------------------------------------------
+# Merging branches (issue 14): one output value from k same-shaped inputs
+# ---------------------------------------------------------------------------
+
+
+def merge_relevance(kind, xs, R, add="proportional"):
+    """Relevance of each branch of an elementwise merge, from the formulas in the
+    dtd_keras.layers.merge docstring (written from them, not from the code):
+
+    - ``"add"``/``"average"``: ``R_k = c_k / Σ c · R`` with ``c_k = x_k`` (proportional)
+      or ``x_k⁺`` (positive); where ``|Σ c| ≤ 1e-6 Σ |x|`` (or, positive, ``Σ c ≤ …``),
+      ``|x_k| / Σ |x| · R``;
+    - ``"subtract"``: the same on the terms ``a`` and ``−b``;
+    - ``"maximum"``/``"minimum"``: all of ``R`` to the selected branch, the first of the
+      tied ones.
+    """
+    xs = [np.asarray(x, dtype=np.float64) for x in xs]
+    R = np.asarray(R, dtype=np.float64)
+    if kind in ("maximum", "minimum"):
+        stack = np.stack(xs)
+        pick = np.argmax(stack, axis=0) if kind == "maximum" else np.argmin(stack, axis=0)
+        return [np.where(pick == k, R, 0.0) for k in range(len(xs))]
+    terms = [xs[0], -xs[1]] if kind == "subtract" else xs
+    c = [np.maximum(t, 0.0) for t in terms] if add == "positive" else terms
+    total, total_abs = sum(c), sum(np.abs(t) for t in terms)
+    test = total if add == "positive" else np.abs(total)
+    cancel = test <= 1e-6 * total_abs
+    return [np.where(cancel, safe_div(np.abs(t) * R, total_abs), safe_div(ck * R, total))
+            for t, ck in zip(terms, c)]
+
+
+def moved_relevance(index_map, R, size):
+    """Relevance through an op that only moves values: ``index_map`` holds, for every
+    output value, the flat index of the input value it copies (the op applied to
+    ``np.arange(size)``); each input gets the sum of its copies' relevance."""
+    out = np.zeros(size)
+    np.add.at(out, np.asarray(index_map).reshape(-1), np.asarray(R, np.float64).reshape(-1))
+    return out

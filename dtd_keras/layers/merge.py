@@ -14,8 +14,8 @@ Add
 Multiply (gating, e.g. squeeze-and-excitation)
     All relevance goes to the signal branch, none to the gate. The signal is the input
     with the output's full shape; the gate is the broadcast one (or, if both are full,
-    the one produced by a sigmoid). ``x * constant`` passes relevance unchanged (an
-    elementwise rescaling). Concatenate is a :class:`~.base.Reindex`.
+    a mask cast from integers, else the one produced by a sigmoid). ``x * constant``
+    passes relevance unchanged (an elementwise rescaling). Concatenate is a :class:`~.base.Reindex`.
 Average (``keras.layers.Average``)
     Like Add: ``R_k = c_k / (Σ_k' c_k') · R`` with the same ``add`` option (the factor
     ``1/n`` of the mean cancels between each branch's term ``x_k/n`` and their sum).
@@ -130,6 +130,13 @@ def _split(inputs: list, relevance: Any, positive: bool) -> list:
     return [tf.where(cancel, m, c) * share for c, m in zip(contributions, magnitudes)]
 
 
+def _from_integers(graph: Graph, key: int) -> bool:
+    """Whether ``key`` is integers or booleans cast to float (a padding mask)."""
+    producer = graph.producer(key)
+    return (producer is not None and type(producer.operation).__name__ == "Cast"
+            and bool(producer.inputs) and not graph.is_float(producer.inputs[0]))
+
+
 def _from_sigmoid(graph: Graph, key: int) -> bool:
     producer = graph.producer(key)
     if producer is None:
@@ -157,6 +164,8 @@ class Gate(LayerRelevance):
             self.signal = 0 if full[0] else 1
         elif sizes[0] != sizes[1]:
             self.signal = int(np.argmax(sizes))
+        elif _from_integers(graph, call.inputs[0]) != _from_integers(graph, call.inputs[1]):
+            self.signal = 0 if _from_integers(graph, call.inputs[1]) else 1
         elif _from_sigmoid(graph, call.inputs[0]) != _from_sigmoid(graph, call.inputs[1]):
             self.signal = 1 if _from_sigmoid(graph, call.inputs[0]) else 0
         else:
