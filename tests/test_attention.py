@@ -188,6 +188,33 @@ def test_ops_attention_matches_reference(mode, ops_model, data):
     _close(got, np.stack(want))
 
 
+def test_dot_product_attention_decomposition_is_the_op():
+    """The rule's decomposition (scores, mask, softmax, mix) computes what the op does:
+    grouped-query heads, a score bias, a mask, is_causal and a scale."""
+    from dtd_keras.layers.attention import DotProductAttentionRelevance
+
+    shapes = {"q": (T, 4, 2), "k": (T, 2, 2), "v": (T, 2, 2), "b": (4, T, T)}
+    inputs = {n: keras.Input(s, name=n) for n, s in shapes.items()}
+    inputs["m"] = keras.Input((1, T, T), dtype="bool", name="m")
+    out = ops.dot_product_attention(inputs["q"], inputs["k"], inputs["v"], bias=inputs["b"],
+                                    mask=inputs["m"], scale=0.3, is_causal=True)
+    model = keras.Model(list(inputs.values()), keras.layers.Dense(2)(keras.layers.Flatten()(out)))
+    step = next(s for s, _ in AttnLRP(model)._steps
+                if isinstance(s, DotProductAttentionRelevance))
+    rng = np.random.default_rng(9)
+    values = [tf.constant(rng.normal(size=(2, *s)), tf.float32) for s in shapes.values()]
+    values.append(tf.constant(rng.random((2, 1, T, T)) > 0.3))
+    parts = step.parts(values)
+    logits = parts["scores"](parts["query"], parts["key"])
+    probs = tf.nn.softmax(tf.where(parts["keep"], logits, -1e30), axis=-1)
+    mixed = parts["mix"](probs, parts["value"]).numpy()
+    np.testing.assert_allclose(mixed, step.forward(values)[0].numpy(), rtol=1e-5, atol=1e-6)
+    relevance = step.relevance(values, step.forward(values), [tf.ones_like(values[0])])
+    assert relevance[3] is None and relevance[4] is None  # bias absorbs, mask carries none
+    causal_hidden = ~np.tril(np.ones((T, T), bool))
+    assert parts["keep"].numpy()[:, :, causal_hidden].sum() == 0
+
+
 # ------------------------------------------------------------ analyzers and presets
 def test_plain_lrp_uses_the_attnlrp_rules_and_presets_combine_with_layer_rules(data):
     xq = data[0]

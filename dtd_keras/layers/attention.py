@@ -32,6 +32,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.ops import core as keras_core
 from keras.src.ops import nn as keras_nn
 from keras.src.ops import numpy as keras_numpy
 
@@ -97,9 +98,10 @@ class DotProductAttentionRelevance(LayerRelevance):
 
     def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
         super().__init__(call, graph, **options)
-        signature = inspect.signature(self.layer.call)
-        self._signature = signature
-        bound = signature.bind(*_slots(call)[0], **_slots(call)[1])
+        self.mode = _mode(self)
+        self._signature = inspect.signature(self.layer.call)
+        args, kwargs = _slots(call)
+        bound = self._signature.bind(*args, **kwargs)
         self.slots = {name: bound.arguments.get(name) for name in self.PARAMETERS}
         if getattr(self.layer, "flash_attention", None):
             raise refusal(f"operation {call.description} uses flash attention",
@@ -153,7 +155,7 @@ class DotProductAttentionRelevance(LayerRelevance):
         padded = logits if keep is None else tf.where(keep, logits, -0.7 * 3.38953e38)
         probs = tf.nn.softmax(padded, axis=-1)
         eps = _epsilon(self)
-        if _mode(self) == "cp_lrp":
+        if self.mode == "cp_lrp":
             found = {"value": constant_left_relevance(p["mix"], probs, v, upper, eps)}
         else:
             r_probs, r_v = bilinear_relevance(p["mix"], probs, v, upper, eps)
@@ -235,7 +237,7 @@ _MOVES = tuple(c for c in (
     keras.layers.Dropout, keras.layers.Reshape, keras.layers.Permute,
     *(getattr(keras_numpy, n, None) for n in ("Transpose", "Reshape", "ExpandDims",
                                              "Squeeze", "Moveaxis", "Swapaxes")),
-    getattr(keras.src.ops.core, "Cast", None)) if c is not None)
+    getattr(keras_core, "Cast", None)) if c is not None)
 
 
 def _operands(call: Call) -> list[Any]:
@@ -259,6 +261,7 @@ class Bilinear(LayerRelevance):
 
     def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
         super().__init__(call, graph, **options)
+        self.mode = _mode(self)
         self.operands = _operands(call)
         self.softmax_side = next(
             (side for side in (0, 1) if _from_softmax(graph, call.inputs[side])), None)
@@ -269,9 +272,9 @@ class Bilinear(LayerRelevance):
     def relevance(self, inputs, outputs, relevances, rule=None):
         a, b = inputs
         eps = _epsilon(self)
-        if _mode(self) == "cp_lrp" and self.softmax_side == 0:
+        if self.mode == "cp_lrp" and self.softmax_side == 0:
             return [None, constant_left_relevance(self._product, a, b, relevances[0], eps)]
-        if _mode(self) == "cp_lrp" and self.softmax_side == 1:
+        if self.mode == "cp_lrp" and self.softmax_side == 1:
             def swapped(x: Tensor, y: Tensor) -> Tensor:
                 return self._product(y, x)
             return [constant_left_relevance(swapped, b, a, relevances[0], eps), None]
