@@ -219,7 +219,8 @@ def test_dot_product_attention_decomposition_is_the_op():
 def test_plain_lrp_uses_the_attnlrp_rules_and_presets_combine_with_layer_rules(data):
     xq = data[0]
     model = _mha_model("causal")
-    attn = AttnLRP(model).explain(xq).relevance
+    attn_lrp = AttnLRP(model)
+    attn = attn_lrp.explain(xq).relevance
     lrp = dk.LRP(model, dk.rules.Epsilon(EPS)).explain(xq).relevance
     np.testing.assert_array_equal(attn, lrp)
     gamma = dk.create_analyzer("cp_lrp", model, layer_rules={"head": dk.rules.Gamma(0.25)},
@@ -229,6 +230,11 @@ def test_plain_lrp_uses_the_attnlrp_rules_and_presets_combine_with_layer_rules(d
         reads_input = name.split("/")[1:2] in (["query"], ["key"], ["value"])
         assert rule == (dk.rules.Epsilon(0.1) if reads_input else
                         dk.rules.Gamma(0.25) if name == "head" else dk.rules.Epsilon(EPS))
+    # a dataset store records the mode: AttnLRP and CP-LRP maps are never mixed
+    from dtd_keras.datasets.identity import analyzer_config
+
+    modes = {analyzer_config(a)["state"] for a in (attn_lrp, AttnLRP(model, "cp_lrp"))}
+    assert modes == {"attention=attn_lrp, epsilon=1e-06", "attention=cp_lrp, epsilon=1e-06"}
 
 
 def test_without_biases_cp_lrp_conserves_and_attn_lrp_differs_by_the_softmax_bias(data):

@@ -64,3 +64,7 @@ class AttnLRP(LRP):
         return {**super()._step_options(), "attention": self.mode,
                 "attention_epsilon": self.epsilon}
 
+    def state_fingerprint(self) -> str:
+        """What decides the maps beyond the rule per layer: the attention mode and ε
+        (:func:`dtd_keras.analyze_dataset` records it, so a store never mixes modes)."""
+        return f"attention={self.mode}, epsilon={self.epsilon!r}"
