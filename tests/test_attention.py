@@ -39,9 +39,11 @@ def _mha_model(kind):
     einsum + Softmax(mask) + einsum. ``"causal"``: self-attention, use_causal_mask."""
     keras.utils.set_random_seed(1)
     x = keras.Input((T, D), name="x")
-    if kind == "causal":
+    if kind.startswith("causal"):  # "causal_dropout": Keras builds the mask itself
         inputs = x
-        y = keras.layers.MultiHeadAttention(2, 3, name="mha")(x, x, use_causal_mask=True)
+        mha = keras.layers.MultiHeadAttention(
+            2, 3, dropout=0.1 if kind == "causal_dropout" else 0.0, name="mha")
+        y = mha(x, x, use_causal_mask=True)
     else:
         x2 = keras.Input((S, D), name="x2")
         mask = keras.Input((T, S), dtype="bool", name="mask")
@@ -142,10 +144,11 @@ def test_cross_attention_with_mask_matches_reference(kind, mode, data):
         assert np.all(got_q == 0)
 
 
+@pytest.mark.parametrize("kind", ["causal", "causal_dropout"])
 @pytest.mark.parametrize("mode", MODES)
-def test_causal_self_attention_matches_reference(mode, data):
+def test_causal_self_attention_matches_reference(mode, kind, data):
     xq = data[0]
-    model = _mha_model("causal")
+    model = _mha_model(kind)
     analyzer = AttnLRP(model, mode)
     got = analyzer.explain(xq).relevance
     causal = np.tril(np.ones((T, T), bool))

@@ -50,7 +50,7 @@ import tensorflow as tf
 from keras import ops
 
 from ..engine.domains import REAL
-from ..engine.graph import SYMBOLIC_CALLS, Call, Graph
+from ..engine.graph import SYMBOLIC_CALLS, Call, ComputedMask, Graph
 from ..layers.base import LayerRelevance, Reindex, refusal
 from ..layers.linear import DenseLinear, Linear
 from ..rules import Epsilon
@@ -191,18 +191,6 @@ class RMSPassThrough(LayerRelevance):
 
 
 # --- symbolic calls --------------------------------------------------------------------------
-
-class ComputedMask(keras.Operation):
-    """A mask computed from the tensors at run time (sequence length unknown when the
-    model is built): one operation, whose boolean/integer output carries no relevance."""
-
-    def __init__(self, function: Any, name: str) -> None:
-        super().__init__(name=name)
-        self.function = function
-
-    def call(self, *args: Any, **kwargs: Any) -> Tensor:
-        return self.function(*args, **kwargs)
-
 
 @contextlib.contextmanager
 def _mask_as_operation(layer: Any):

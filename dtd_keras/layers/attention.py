@@ -16,6 +16,12 @@ or dropout; layout ``[batch, seq, heads, dim]``)
 Softmax (the ``Softmax`` layer, with its ``mask``, and ``keras.ops.softmax``)
     AttnLRP's softmax rule over the softmax axes; masked inputs get exactly zero. A
     softmax producing the explained output is stripped instead (the logit is explained).
+MultiHeadAttention
+    Seen inside (its query/key/value/output ``EinsumDense`` projections and the ops
+    above). With ``use_causal_mask=True`` the causal mask is computed from the layer's
+    inputs as one operation and passed as ``attention_mask`` (Keras would build it from
+    the projected queries, whose sequence length is unknown when seen inside); the
+    layer then computes exactly what it computes in the model.
 Einsum and Matmul
     Of two variable tensors: bilinear. AttnLRP: the uniform rule (each factor half).
     CP-LRP: where one factor comes from a softmax (through dropout, casts or moves), it
@@ -37,7 +43,7 @@ from keras.src.ops import nn as keras_nn
 from keras.src.ops import numpy as keras_numpy
 
 from ..engine.domains import POSITIVE
-from ..engine.graph import Call, Graph
+from ..engine.graph import SYMBOLIC_CALLS, Call, ComputedMask, Graph
 from ..rules.attention import (
     ATTENTION_MODES,
     BILINEAR_EPSILON,
@@ -322,3 +328,20 @@ LAYERS: dict[type, Any] = {
     keras_numpy.Matmul: product_relevance,
 }
 """Layer/operation class → relevance behaviour, merged into the registry's table."""
+
+
+def _attention_with_causal_mask(layer: Any, query: Any, value: Any, key: Any = None,
+                                attention_mask: Any = None, use_causal_mask: bool = False,
+                                **kwargs: Any) -> Any:
+    """``MultiHeadAttention.call`` seen inside, its causal mask one recorded operation."""
+    if use_causal_mask:
+        causal = ComputedMask(layer._compute_causal_mask, name=f"{layer.name}_causal_mask")
+        mask = causal(query, value)
+        if attention_mask is not None:
+            mask = keras.ops.logical_and(keras.ops.cast(attention_mask, "bool"), mask)
+        attention_mask = mask
+    return layer.call(query, value, key=key, attention_mask=attention_mask,
+                      use_causal_mask=False, **kwargs)
+
+
+SYMBOLIC_CALLS[keras.layers.MultiHeadAttention] = _attention_with_causal_mask
