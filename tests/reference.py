@@ -25,6 +25,8 @@ import math
 import numpy as np
 
 __all__ = [
+    "bert_forward",
+    "rotary_matrix",
     "safe_div",
     "w2",
     "z",
@@ -851,3 +853,152 @@ def moved_relevance(index_map, R, size):
     out = np.zeros(size)
     np.add.at(out, np.asarray(index_map).reshape(-1), np.asarray(R, np.float64).reshape(-1))
     return out
+# --- keras-hub models (issue 14): rotary embedding and a BERT encoder, from the papers -------
+
+def rotary_matrix(seq_len, dim, max_wavelength=10000.0):
+    """RoFormer (Su et al. 2021, eq. 34, pairs (k, k + dim/2) as keras-hub and HF lay them
+    out): the rotation of a [seq_len, dim] input flattened row-major, ``y = x @ M``.
+
+    Position p, pair k < dim/2, θ_k = max_wavelength^(−2k/dim):
+    y_k = x_k cos pθ_k − x_{k+dim/2} sin pθ_k;  y_{k+dim/2} = x_{k+dim/2} cos pθ_k + x_k sin pθ_k.
+    """
+    half = dim // 2
+    M = np.zeros((seq_len * dim, seq_len * dim))
+    for p in range(seq_len):
+        for k in range(half):
+            angle = p * max_wavelength ** (-2.0 * k / dim)
+            a, b = p * dim + k, p * dim + k + half
+            M[a, a], M[b, a] = math.cos(angle), -math.sin(angle)
+            M[b, b], M[a, b] = math.cos(angle), math.sin(angle)
+    return M
+
+
+def _layer_norm(x, gamma, beta, eps=1e-12):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def bert_forward(w, heads, token_ids, segment_ids, padding_mask):
+    """BERT (Devlin et al. 2019; Vaswani et al. 2017 attention) from Hugging Face
+    parameter names ``w`` (Linear weights [out, in]); GELU in its tanh form (what
+    keras-hub's converter uses). Returns ``(sequence_output, pooled_output)``."""
+    w = {k: np.asarray(v, np.float64) for k, v in w.items()}
+    n = token_ids.shape[1]
+
+    def linear(x, name):
+        return x @ w[name + ".weight"].T + w[name + ".bias"]
+
+    x = (w["embeddings.word_embeddings.weight"][token_ids]
+         + w["embeddings.position_embeddings.weight"][:n][None]
+         + w["embeddings.token_type_embeddings.weight"][segment_ids])
+    x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+    layers = len({k.split(".")[2] for k in w if k.startswith("encoder.layer.")})
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        q, k, v = (linear(x, p + "attention.self." + t) for t in ("query", "key", "value"))
+        size = q.shape[-1] // heads
+        split = [t.reshape(*t.shape[:2], heads, size).transpose(0, 2, 1, 3) for t in (q, k, v)]
+        scores = split[0] @ split[1].transpose(0, 1, 3, 2) / math.sqrt(size)
+        scores = np.where(padding_mask[:, None, None, :] > 0, scores, -1e9)
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        a = scores / scores.sum(-1, keepdims=True)
+        context = (a @ split[2]).transpose(0, 2, 1, 3).reshape(q.shape)
+        x = _layer_norm(x + linear(context, p + "attention.output.dense"),
+                        w[p + "attention.output.LayerNorm.weight"],
+                        w[p + "attention.output.LayerNorm.bias"])
+        h = linear(_gelu_tanh(linear(x, p + "intermediate.dense")), p + "output.dense")
+        x = _layer_norm(x + h, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
+    pooled = np.tanh(linear(x[:, 0], "pooler.dense"))
+    return x, pooled
+# ---------------------------------------------------------------------------
+# Attention (issue 14): AttnLRP (Achtibat et al., ICML 2024, section 3) and
+# CP-LRP (Ali et al., ICML 2022), written from the papers' equations.
+# ---------------------------------------------------------------------------
+
+
+def stabilized(t, eps):
+    """``t + eps * sign(t)`` with sign(0) = +1 (the LRP-epsilon stabiliser)."""
+    t = np.asarray(t, dtype=np.float64)
+    return t + eps * np.where(t >= 0, 1.0, -1.0)
+
+
+def softmax_np(x, keep=None):
+    """Softmax over the last axis; ``keep`` False entries get probability exactly 0."""
+    x = np.asarray(x, dtype=np.float64)
+    if keep is not None:
+        x = np.where(keep, x, -np.inf)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attn_softmax(x, R, keep=None):
+    """AttnLRP, Proposition 3.1: the softmax's first-order Taylor term at x, per output j,
+    R_i = sum_j x_i (d s_j / d x_i) R_j / s_j = x_i (R_i - s_i sum_j R_j) (last axis).
+    Masked inputs (keep False) take no part: relevance 0."""
+    x, R = _f64(x, R)
+    s = softmax_np(x, keep)
+    # written out from the Jacobian d s_j / d x_i = s_j (delta_ij - s_i)
+    jac = s[..., None, :] * (np.eye(x.shape[-1]) - s[..., :, None])  # [..., i, j]
+    out = x * np.einsum("...ij,...j->...i", jac, safe_div(R, s))
+    return out if keep is None else np.where(keep, out, 0.0)
+
+
+def uniform_matmul(A, B, R, eps):
+    """AttnLRP's uniform rule for z = A @ B (2-D): each factor gets half of every
+    product's share, R_A[i,k] = 1/2 sum_j A_ik B_kj R_ij / s(z_ij), R_B[k,j] alike."""
+    A, B, R = _f64(A, B, R)
+    share = A[:, :, None] * B[None, :, :] * safe_div(R, stabilized(A @ B, eps))[:, None, :]
+    return 0.5 * share.sum(axis=2), 0.5 * share.sum(axis=0)
+
+
+def cp_matmul(A, B, R, eps):
+    """CP-LRP for z = A @ B with A (attention) constant: R_B[k,j] = sum_i A_ik B_kj R_ij /
+    s(z_ij) (LRP-epsilon on B), A gets nothing."""
+    A, B, R = _f64(A, B, R)
+    share = A[:, :, None] * B[None, :, :] * safe_div(R, stabilized(A @ B, eps))[:, None, :]
+    return share.sum(axis=0)
+
+
+def attention_relevance(Xq, Xkv, P, R_out, mode, eps, keep=None):
+    """Relevance of one sample's query input Xq [T, d] and key/value input Xkv [S, d]
+    through multi-head attention, from the relevance R_out [T, d] of its output.
+
+    ``P``: Wq, Wk, Wv [d, N, H], bq, bk, bv [N, H], Wo [N, H, d], bo [d], scale.
+    y_t = sum_n softmax(scale q_n k_n^T)_t v_n Wo_n + bo; projections get LRP-epsilon
+    (bias in the denominator), the attention ``mode`` "attn_lrp" (uniform + softmax rule)
+    or "cp_lrp" (attention constant). ``keep`` [T, S]: False masks a key for a query."""
+    Xq, Xkv, R_out = _f64(Xq, Xkv, R_out)
+    N = P["Wq"].shape[1]
+    proj = {n: [(Xq if n == "q" else Xkv) @ P["W" + n][:, h] + P["b" + n][h] for h in range(N)]
+            for n in "qkv"}
+    o = [softmax_np(P["scale"] * proj["q"][h] @ proj["k"][h].T, keep) @ proj["v"][h]
+         for h in range(N)]
+    Wo = np.asarray(P["Wo"], np.float64).reshape(-1, Xq.shape[1])
+    o_flat = np.stack(o, axis=1).reshape(Xq.shape[0], -1)
+    R_o = np.stack([epsilon(Wo, P["bo"], o_flat[t], R_out[t], eps) for t in range(len(o_flat))])
+    R_o = R_o.reshape(Xq.shape[0], N, -1)
+    R_q, R_kv = np.zeros_like(Xq), np.zeros_like(Xkv)
+    for h in range(N):
+        q, k, v = proj["q"][h], proj["k"][h], proj["v"][h]
+        A = softmax_np(P["scale"] * q @ k.T, keep)
+        if mode == "cp_lrp":
+            r_v, r_q, r_k = cp_matmul(A, v, R_o[:, h], eps), np.zeros_like(q), np.zeros_like(k)
+        else:
+            r_A, r_v = uniform_matmul(A, v, R_o[:, h], eps)
+            r_scores = attn_softmax(P["scale"] * q @ k.T, r_A, keep)
+            r_q, r_kT = uniform_matmul(P["scale"] * q, k.T, r_scores, eps)
+            r_k = r_kT.T
+        for r, name in ((r_q, "q"), (r_k, "k"), (r_v, "v")):
+            X = Xq if name == "q" else Xkv
+            back = np.stack([epsilon(P["W" + name][:, h], P["b" + name][h], X[t], r[t], eps)
+                             for t in range(len(X))])
+            if name == "q":
+                R_q += back
+            else:
+                R_kv += back
+    return R_q, R_kv

@@ -98,9 +98,16 @@ class LayerRelevance:
                        copies: Tensor) -> list[Tensor]:
         """:meth:`relevance` for ``copies`` relevance sets of the same samples, stacked
         along the batch axis (copy-major). Default: tile the values (TensorFlow drops
-        the copies where :meth:`relevance` does not read them)."""
-        return self.relevance([tile(x, copies) for x in inputs],
-                              [tile(y, copies) for y in outputs], relevances, rule)
+        the copies where :meth:`relevance` does not read them); a tensor whose first axis
+        is not the batch but a broadcast 1 (a causal mask) stays as it is."""
+        batch = self.graph.shapes[self.graph.inputs[0]][:1] if self.graph.inputs else (None,)
+
+        def copied(keys: Sequence[int], values: Sequence[Tensor]) -> list[Tensor]:
+            return [v if batch != (1,) and self.graph.shapes.get(k, (None,))[:1] == (1,)
+                    else tile(v, copies) for k, v in zip(keys, values)]
+
+        return self.relevance(copied(self.call.inputs, inputs),
+                              copied(self.call.outputs, outputs), relevances, rule)
 
 
 def refusal(problem: str, advice: str = "") -> UnsupportedLayerError:
