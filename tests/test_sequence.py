@@ -121,11 +121,12 @@ def test_time_distributed_takes_the_inner_layers_rule(sequence_nets):
 
 
 def test_time_distributed_refusals():
-    """A wrapped layer with no rule, a wrapped softmax, and a box whose bounds change over
-    time are refused, each naming the wrapper."""
+    """A wrapped layer with no rule, a wrapped layer whose activation has none, and a box
+    whose bounds change over time are refused, each naming the wrapper."""
     inp = keras.Input((4, 3))
     for inner, match in ((Opaque(name="custom"), "'td' \\(TimeDistributed\\) wraps 'custom'"),
-                         (L.Softmax(name="soft"), "'td/soft' \\(Softmax\\)")):
+                         (L.Dense(2, activation="exponential", name="exp"),
+                          "'td/exp' \\(Dense\\) applies activation 'exponential'")):
         model = keras.Model(inp, L.Flatten()(L.TimeDistributed(inner, name="td")(inp)))
         with pytest.raises(UnsupportedLayerError, match=match):
             dk.LRP(model)
@@ -354,12 +355,12 @@ class RefusesDomains(LayerRelevance):
 
 
 def test_a_refused_model_lists_every_gap(monkeypatch):
-    """Three different unsupported layers (a softmax inside the network, an activation
+    """Three different unsupported layers (TensorFlow code in a Lambda, an activation
     with no rule, a Multiply of three branches) and a gap found later (mapping domains):
     one error names all four."""
     monkeypatch.setitem(layer_registry.LAYER_RELEVANCE, Opaque, RefusesDomains)
     inp = keras.Input((6,))
-    h = L.Softmax(name="mid_softmax")(L.Dense(6)(inp))
+    h = L.Lambda(lambda t: tf.math.sin(t), name="tf_code")(L.Dense(6)(inp))
     h = L.Dense(6, activation="exponential", name="exp_dense")(h)
     h = L.Multiply(name="three_way")([h, h, inp])
     h = Opaque(name="opaque")(h)
@@ -368,7 +369,7 @@ def test_a_refused_model_lists_every_gap(monkeypatch):
         dk.LRP(model)
     message = str(caught.value)
     assert "has 4 layers that cannot be explained" in message
-    for name in ("'mid_softmax' (Softmax)", "'exp_dense' (Dense)", "'three_way' (Multiply)",
+    for name in ("'tf_code'", "'exp_dense' (Dense)", "'three_way' (Multiply)",
                  "'opaque' (Opaque)"):
         assert name in message
 
