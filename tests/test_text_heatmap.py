@@ -47,6 +47,9 @@ def test_text_colors_batches_features_and_common_scale():
     own = dimg.text_colors(rows, R2)
     assert own.scales.tolist() == [1.0, 0.5]
     assert own.colors[1][0].tolist() == [255, 0, 0]  # its own max: full red
+    ragged = dimg.text_colors(rows, [[1.0, -1.0, 0.0], [0.5, 0.25]])  # one array per text
+    assert [v.tolist() for v in ragged.values] == [[1.0, -1.0, 0.0], [0.5, 0.25]]
+    assert all(np.array_equal(a, b) for a, b in zip(ragged.colors, own.colors))
     common = dimg.text_colors(rows, R2, per_sample=False)
     assert common.scales.tolist() == [1.0, 1.0]
     assert 0 < common.colors[1][0][1] < 255  # half the common scale: light red

@@ -61,6 +61,18 @@ class TextColors(NamedTuple):
     """Per text, the ``max |R|`` that maps onto the ends of the colormap."""
 
 
+def _pad_rows(rows: Sequence[Any]) -> np.ndarray:
+    """Per-text relevance of different lengths as one zero-padded array."""
+    arrays = [np.asarray(r, dtype=np.float64) for r in rows]
+    if len({a.shape[1:] for a in arrays}) != 1 or any(a.ndim == 0 for a in arrays):
+        raise ValueError("relevance per text must be arrays of the same rank, got shapes "
+                         f"{[a.shape for a in arrays]}")
+    out = np.zeros((len(arrays), max(len(a) for a in arrays)) + arrays[0].shape[1:])
+    for i, a in enumerate(arrays):
+        out[i, :len(a)] = a
+    return out
+
+
 def text_colors(tokens: Any, relevance: Any, *, cmap: str | Colormap = "bwr",
                 per_sample: bool = True) -> TextColors:
     """The tokens, their relevance, their colours and each text's scale ``max |R|``.
@@ -71,8 +83,8 @@ def text_colors(tokens: Any, relevance: Any, *, cmap: str | Colormap = "bwr",
         One text's tokens, or several texts' (lengths may differ).
     relevance : array_like
         ``(T,)`` for one text, ``(N, T)`` for several (``T`` the longest; entries past
-        a shorter text's end are ignored), or either with a trailing feature axis
-        (``[batch, seq, dim]``), summed (signed).
+        a shorter text's end are ignored) or a list of one array per text, or any of
+        these with a trailing feature axis (``[batch, seq, dim]``), summed (signed).
     cmap : str or Colormap, default "bwr"
         As in :func:`heatmap`.
     per_sample : bool, default True
@@ -92,6 +104,8 @@ def text_colors(tokens: Any, relevance: Any, *, cmap: str | Colormap = "bwr",
     if _builtin_key(cmap) is None:
         _cmap(cmap)  # an unknown name fails before any work
     rows, batched = _token_rows(tokens)
+    if batched and isinstance(relevance, (list, tuple)) and len(relevance) == len(rows):
+        relevance = _pad_rows(relevance)
     R = np.asarray(relevance)
     if R.dtype == object or not np.issubdtype(R.dtype, np.number) or \
             np.iscomplexobj(R):
