@@ -52,6 +52,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dtd_keras as dk  # noqa: E402
 
 METHODS = ("attn_lrp", "cp_lrp", "input_x_gradient", "gradient")
+GAMMA = {"attn_lrp+γ": "attn_lrp", "cp_lrp+γ": "cp_lrp"}
+"""ViT only: the preset with LRP-γ (γ = 0.25) on the patch embedding, as the AttnLRP paper
+does on its ViTs' patch-embedding convolution."""
 VOCAB, SEQ, PAD, MARKERS = 24, 16, 0, (1, 2)
 
 
@@ -132,7 +135,11 @@ def accuracy(model: keras.Model, x, y) -> float:
 def explain_all(model: keras.Model, x, methods):
     maps, seconds = {}, {}
     for name in methods:
-        analyzer = dk.create_analyzer(name, model)
+        if name in GAMMA:
+            analyzer = dk.create_analyzer(GAMMA[name], model, layer_rules={
+                "patch_embed": dk.rules.Gamma(0.25)})
+        else:
+            analyzer = dk.create_analyzer(name, model)
         analyzer.explain(x[:2])  # trace once
         start = time.perf_counter()
         maps[name] = analyzer.explain(x)
@@ -153,7 +160,7 @@ def run_vit(args, rng) -> dict:
     result = {"train_seconds": time.perf_counter() - start,
               "accuracy": accuracy(model, xv, yv)}
     x = xv[:args.samples]
-    maps, seconds = explain_all(model, x, args.methods)
+    maps, seconds = explain_all(model, x, [*args.methods, *args.vit_methods])
     result["methods"] = {}
     for name, explanation in maps.items():
         flip = dk.evaluate.pixel_flipping(model, x, explanation, patch_size=4,
@@ -192,47 +199,53 @@ def run_text(args, rng) -> dict:
     return result
 
 
+def _token_label(t: int) -> str:
+    return "A" if t == MARKERS[0] else "B" if t == MARKERS[1] else str(t)
+
+
 def figure(results: dict, path: Path) -> None:
+    """Deletion curves of both tasks, the ViT's heatmaps and the text heatmaps."""
     from matplotlib.figure import Figure
 
-    methods = list(results["vit"]["methods"])
-    fig = Figure(figsize=(3 * max(len(methods), 2), 9), layout="constrained")
-    axes = fig.subplots(3, max(len(methods), 2))
-    for col, task in enumerate(("vit", "text")):
-        ax = axes[0, col]
+    vit_methods = list(results["vit"]["methods"])
+    text_methods = list(results["text"]["methods"])
+    fig = Figure(figsize=(2.0 * (len(vit_methods) + 1), 10.5), layout="constrained")
+    top, middle, bottom = fig.subfigures(3, 1, height_ratios=[1.3, 0.9, 1.0])
+    for ax, task in zip(top.subplots(1, 2), ("vit", "text")):
         for name, m in results[task]["methods"].items():
-            line, = ax.plot(m["curve"], label=f"{name} ({m['aopc']:.2f})")
-            ax.plot(m["random_curve"], ":", color=line.get_color())
-        ax.set_title(f"{task}: MoRF (solid) vs random (dotted), AOPC")
-        ax.set_xlabel("patches removed" if task == "vit" else "tokens replaced")
-        ax.set_ylabel("logit (mean)")
-        ax.legend(fontsize=7)
-    for ax in axes[0, 2:]:
-        ax.axis("off")
+            line, = ax.plot(m["curve"], label=f"{name}: {m['aopc']:.2f}")
+            ax.plot(m["random_curve"], ":", color=line.get_color(), linewidth=0.8)
+        kind = "4×4 patches set to 0" if task == "vit" else "tokens replaced by the pad"
+        ax.set_title(f"{task}: deletion, most relevant first (dotted: random order)",
+                     fontsize=9)
+        ax.set_xlabel(kind)
+        ax.set_ylabel("explained logit (mean)")
+        ax.legend(fontsize=7, title="AOPC", title_fontsize=7)
     examples = results["vit"]["examples"]
-    for col, name in enumerate(methods):
-        R = np.asarray(examples["maps"][name][0]).sum(axis=-1)
-        ax = axes[1, col]
-        ax.imshow(np.asarray(examples["x"][0])[..., 0], cmap="gray")
-        ax.imshow(dk.image.heatmap(R, reduce=None), alpha=0.7)
-        ax.set_title(f"vit: {name}")
-        ax.axis("off")
-    text = results["text"]["examples"]
-    names = [" ".join("A" if t == 1 else "B" if t == 2 else "·" for t in row)
-             for row in text["tokens"][:1]]
-    for col, name in enumerate(methods):
-        ax = axes[2, col]
-        colours = dk.image.text_colors([str(t) for t in text["tokens"][0]],
-                                       np.asarray(text["maps"][name][0])).colors[0]
-        ax.imshow(colours[None], aspect="auto")
-        for j, t in enumerate(text["tokens"][0]):
-            ax.text(j, 0, "A" if t == 1 else "B" if t == 2 else str(t), ha="center",
-                    va="center", fontsize=7)
-        ax.set_title(f"text: {name}")
-        ax.set_yticks([])
+    axes = middle.subplots(1, len(vit_methods) + 1)
+    axes[0].imshow(np.asarray(examples["x"][0])[..., 0], cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("vit: input", fontsize=8)
+    for ax, name in zip(axes[1:], vit_methods):
+        ax.imshow(dk.image.heatmap(np.asarray(examples["maps"][name][0])))
+        ax.set_title(name, fontsize=8)
+    for ax in axes:
         ax.set_xticks([])
-    fig.suptitle("Deletion curves (top) and example heatmaps (red +, blue −); "
-                 f"text markers: {names[0]}", fontsize=9)
+        ax.set_yticks([])
+    text = results["text"]["examples"]
+    tokens = np.asarray(text["tokens"][:2])
+    axes = bottom.subplots(len(text_methods), 1)
+    for ax, name in zip(np.atleast_1d(axes), text_methods):
+        colours = dk.image.text_colors([[_token_label(t) for t in row] for row in tokens],
+                                       np.asarray(text["maps"][name][:2])).colors
+        ax.imshow(np.stack(colours), aspect="auto")
+        for (i, j), t in np.ndenumerate(tokens):
+            ax.text(j, i, _token_label(t), ha="center", va="center", fontsize=7,
+                    weight="bold" if t in MARKERS else "normal")
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bottom.suptitle("text: two held-out sequences (A, B: the markers that decide the class; "
+                    "red +, blue −, each row scaled by its max |R|)", fontsize=9)
     fig.savefig(path, dpi=90)
 
 
@@ -241,6 +254,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs"))
     parser.add_argument("--quick", action="store_true", help="tiny run for smoke tests")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--vit-methods", default=",".join(GAMMA),
+                        help="methods for the ViT only")
+    parser.add_argument("--tasks", default="vit,text")
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--vit-epochs", type=int, default=20)
@@ -248,12 +264,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]
+    args.vit_methods = [m for m in args.vit_methods.split(",") if m]
     if args.quick:
         args.samples, args.seeds, args.vit_epochs, args.text_epochs = 8, 1, 1, 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for task, run in (("vit", run_vit), ("text", run_text)):
+        if task not in args.tasks.split(","):
+            continue
         start = time.perf_counter()
         results[task] = run(args, np.random.default_rng(args.seed))
         print(f"{task}: accuracy {results[task]['accuracy']:.3f}, trained in "
@@ -265,7 +284,8 @@ def main(argv=None) -> dict:
                   f"{extra}, {m['ms_per_sample']:.2f} ms/sample")
     results["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
     (out / "transformers_faithfulness.json").write_text(json.dumps(results, indent=1))
-    figure(results, out / "transformers.png")
+    if "vit" in results and "text" in results:
+        figure(results, out / "transformers.png")
     return results
 
 
