@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 # name -> submodule that defines it; imported (with TensorFlow) on first access
 _EXPORTS = {
     "DTD": "analyzers", "LRP": "analyzers", "Analyzer": "analyzers",
+    "AttnLRP": "analyzers",
     "Box": "engine.domains",
     "DomainError": "errors", "NumericalError": "errors", "UnsupportedLayerError": "errors",
     "Explanation": "explanation",
@@ -34,7 +35,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import rules
-    from .analyzers import DTD, LRP, Analyzer
+    from .analyzers import DTD, LRP, Analyzer, AttnLRP
     from .datasets import analyze_dataset, load_results
     from .engine.domains import Box
     from .errors import DomainError, NumericalError, UnsupportedLayerError
@@ -88,7 +89,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DTD", "LRP", "Analyzer", "Box", "DomainError", "Explanation", "MinMaxDTD",
+    "DTD", "LRP", "Analyzer", "AttnLRP", "Box", "DomainError", "Explanation", "MinMaxDTD",
     "NumericalError", "UnsupportedLayerError", "PRESETS", "create_analyzer", "register_layer",
     "rules", "analyze_dataset", "load_results",
 ]

@@ -17,6 +17,8 @@ name                        analyzer
 ``lrp.gamma``               ``LRP(model, Gamma(gamma=0.25))``
 ``lrp.composite``           zᴮ (or w² without bounds) at the input, γ in the lower
                             convolutions, ε in the upper ones, LRP-0 in the dense top
+``attn_lrp``                ``AttnLRP(model)``: LRP-ε (ε=1e-6) and AttnLRP's attention rules
+``cp_lrp``                  ``AttnLRP(model, mode="cp_lrp")``: attention held constant
 ``gradient``                plain gradient of the explained logit
 ``input_x_gradient``        input ⊙ gradient (alias ``input_t_gradient``)
 ==========================  ===========================================================
@@ -30,7 +32,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from .analyzers import DTD, LRP, Analyzer
+from .analyzers import DTD, LRP, Analyzer, AttnLRP
 from .engine.domains import Box
 from .engine.passes import unstack
 from .engine.propagation import tile
@@ -154,6 +156,8 @@ PRESETS: dict[str, Callable[..., Analyzer]] = {
     "lrp.flat": _lrp(Flat),
     "lrp.gamma": _lrp(Gamma, gamma=0.25),
     "lrp.composite": Composite,
+    "attn_lrp": lambda model, **options: AttnLRP(model, "attn_lrp", **options),
+    "cp_lrp": lambda model, **options: AttnLRP(model, "cp_lrp", **options),
     "gradient": Gradient,
     "input_x_gradient": InputXGradient,
     "input_t_gradient": InputXGradient,

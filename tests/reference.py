@@ -839,3 +839,90 @@ def bert_forward(w, heads, token_ids, segment_ids, padding_mask):
         x = _layer_norm(x + h, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
     pooled = np.tanh(linear(x[:, 0], "pooler.dense"))
     return x, pooled
+# ---------------------------------------------------------------------------
+# Attention (issue 14): AttnLRP (Achtibat et al., ICML 2024, section 3) and
+# CP-LRP (Ali et al., ICML 2022), written from the papers' equations.
+# ---------------------------------------------------------------------------
+
+
+def stabilized(t, eps):
+    """``t + eps * sign(t)`` with sign(0) = +1 (the LRP-epsilon stabiliser)."""
+    t = np.asarray(t, dtype=np.float64)
+    return t + eps * np.where(t >= 0, 1.0, -1.0)
+
+
+def softmax_np(x, keep=None):
+    """Softmax over the last axis; ``keep`` False entries get probability exactly 0."""
+    x = np.asarray(x, dtype=np.float64)
+    if keep is not None:
+        x = np.where(keep, x, -np.inf)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attn_softmax(x, R, keep=None):
+    """AttnLRP, Proposition 3.1: the softmax's first-order Taylor term at x, per output j,
+    R_i = sum_j x_i (d s_j / d x_i) R_j / s_j = x_i (R_i - s_i sum_j R_j) (last axis).
+    Masked inputs (keep False) take no part: relevance 0."""
+    x, R = _f64(x, R)
+    s = softmax_np(x, keep)
+    # written out from the Jacobian d s_j / d x_i = s_j (delta_ij - s_i)
+    jac = s[..., None, :] * (np.eye(x.shape[-1]) - s[..., :, None])  # [..., i, j]
+    out = x * np.einsum("...ij,...j->...i", jac, safe_div(R, s))
+    return out if keep is None else np.where(keep, out, 0.0)
+
+
+def uniform_matmul(A, B, R, eps):
+    """AttnLRP's uniform rule for z = A @ B (2-D): each factor gets half of every
+    product's share, R_A[i,k] = 1/2 sum_j A_ik B_kj R_ij / s(z_ij), R_B[k,j] alike."""
+    A, B, R = _f64(A, B, R)
+    share = A[:, :, None] * B[None, :, :] * safe_div(R, stabilized(A @ B, eps))[:, None, :]
+    return 0.5 * share.sum(axis=2), 0.5 * share.sum(axis=0)
+
+
+def cp_matmul(A, B, R, eps):
+    """CP-LRP for z = A @ B with A (attention) constant: R_B[k,j] = sum_i A_ik B_kj R_ij /
+    s(z_ij) (LRP-epsilon on B), A gets nothing."""
+    A, B, R = _f64(A, B, R)
+    share = A[:, :, None] * B[None, :, :] * safe_div(R, stabilized(A @ B, eps))[:, None, :]
+    return share.sum(axis=0)
+
+
+def attention_relevance(Xq, Xkv, P, R_out, mode, eps, keep=None):
+    """Relevance of one sample's query input Xq [T, d] and key/value input Xkv [S, d]
+    through multi-head attention, from the relevance R_out [T, d] of its output.
+
+    ``P``: Wq, Wk, Wv [d, N, H], bq, bk, bv [N, H], Wo [N, H, d], bo [d], scale.
+    y_t = sum_n softmax(scale q_n k_n^T)_t v_n Wo_n + bo; projections get LRP-epsilon
+    (bias in the denominator), the attention ``mode`` "attn_lrp" (uniform + softmax rule)
+    or "cp_lrp" (attention constant). ``keep`` [T, S]: False masks a key for a query."""
+    Xq, Xkv, R_out = _f64(Xq, Xkv, R_out)
+    N = P["Wq"].shape[1]
+    proj = {n: [(Xq if n == "q" else Xkv) @ P["W" + n][:, h] + P["b" + n][h] for h in range(N)]
+            for n in "qkv"}
+    o = [softmax_np(P["scale"] * proj["q"][h] @ proj["k"][h].T, keep) @ proj["v"][h]
+         for h in range(N)]
+    Wo = np.asarray(P["Wo"], np.float64).reshape(-1, Xq.shape[1])
+    o_flat = np.stack(o, axis=1).reshape(Xq.shape[0], -1)
+    R_o = np.stack([epsilon(Wo, P["bo"], o_flat[t], R_out[t], eps) for t in range(len(o_flat))])
+    R_o = R_o.reshape(Xq.shape[0], N, -1)
+    R_q, R_kv = np.zeros_like(Xq), np.zeros_like(Xkv)
+    for h in range(N):
+        q, k, v = proj["q"][h], proj["k"][h], proj["v"][h]
+        A = softmax_np(P["scale"] * q @ k.T, keep)
+        if mode == "cp_lrp":
+            r_v, r_q, r_k = cp_matmul(A, v, R_o[:, h], eps), np.zeros_like(q), np.zeros_like(k)
+        else:
+            r_A, r_v = uniform_matmul(A, v, R_o[:, h], eps)
+            r_scores = attn_softmax(P["scale"] * q @ k.T, r_A, keep)
+            r_q, r_kT = uniform_matmul(P["scale"] * q, k.T, r_scores, eps)
+            r_k = r_kT.T
+        for r, name in ((r_q, "q"), (r_k, "k"), (r_v, "v")):
+            X = Xq if name == "q" else Xkv
+            back = np.stack([epsilon(P["W" + name][:, h], P["b" + name][h], X[t], r[t], eps)
+                             for t in range(len(X))])
+            if name == "q":
+                R_q += back
+            else:
+                R_kv += back
+    return R_q, R_kv
