@@ -249,6 +249,17 @@ def figure(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+def _rounded(value):
+    """Floats to 5 significant digits (keeps the JSON small)."""
+    if isinstance(value, float):
+        return float(f"{value:.5g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs"))
@@ -283,7 +294,7 @@ def main(argv=None) -> dict:
             print(f"  {name:18s} AOPC {m['aopc']:.3f} (random order {m['aopc_random']:.3f})"
                   f"{extra}, {m['ms_per_sample']:.2f} ms/sample")
     results["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
-    (out / "transformers_faithfulness.json").write_text(json.dumps(results, indent=1))
+    (out / "transformers_faithfulness.json").write_text(json.dumps(_rounded(results)))
     if "vit" in results and "text" in results:
         figure(results, out / "transformers.png")
     return results
