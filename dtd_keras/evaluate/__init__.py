@@ -11,6 +11,8 @@
 ``continuity``         max ‖R(x) − R(x′)‖₁ / (‖R(x)‖₁ ‖x − x′‖₂) over small
                        perturbations (Montavon et al. 2018; scale-free by default,
                        ``normalize=False`` for the raw ratio)
+``token_deletion``     the same for token inputs: tokens replaced by a pad/mask id, most
+                       relevant first, against a random order (AOPC)
 ``RandomBaseline``     random maps with the analyzers' API (conservative, positive,
                        meaningless)
 =====================  ================================================================
@@ -28,9 +30,10 @@ from .pixel_flipping import PixelFlipping, default_patch_size, pixel_flipping
 from .randomization import Randomization, randomization, randomize_layer
 from .similarity import spearman, ssim
 from .summary import Summary, summary
+from .token_deletion import TokenDeletion, token_deletion
 
 __all__ = [
     "Continuity", "PixelFlipping", "RandomBaseline", "Randomization", "Summary",
-    "continuity", "default_patch_size", "pixel_flipping", "randomization", "randomize_layer",
-    "spearman", "ssim", "summary",
+    "TokenDeletion", "continuity", "default_patch_size", "pixel_flipping", "randomization",
+    "randomize_layer", "spearman", "ssim", "summary", "token_deletion",
 ]

@@ -15,13 +15,14 @@ disk (``save_png``).
 Modules, one job each: :mod:`.maps` (reduce, normalize), :mod:`.colors`
 (colormaps, ``heatmap``), :mod:`.pictures` (input images: ``to_rgb``,
 ``overlay``, ``Picture``), :mod:`.figures` (``grid``, ``save_png``) and
-:mod:`.png` (the PNG writer).
+:mod:`.png` (the PNG writer) and :mod:`.text` (tokens coloured by relevance:
+``text_html``/``save_text_html``, ``text_figure``/``save_text_png``).
 
-Everything but ``grid``, ``cmap`` (the matplotlib object), saving a figure and
-colormaps other than the built-in ``"bwr"`` and ``"cold_hot"`` needs numpy only;
-those import matplotlib (``pip install 'dtd-keras[viz]'``) when called. Nothing
-here uses pyplot, registers colormaps or touches ``rcParams``, so it works
-headless and leaves no global matplotlib state behind.
+Everything but ``grid``, ``text_figure``, ``save_text_png``, ``cmap`` (the matplotlib
+object), saving a figure and colormaps other than the built-in ``"bwr"`` and
+``"cold_hot"`` needs numpy only; those import matplotlib (``pip install
+'dtd-keras[viz]'``) when called. Nothing here uses pyplot, registers colormaps or
+touches ``rcParams``, so it works headless and leaves no global matplotlib state behind.
 
 The colormaps ``BWR`` (blue - white - red) and ``COLD_HOT`` (cyan - blue -
 black - red - yellow) are module attributes built on first access; they are
@@ -37,6 +38,7 @@ from .colors import _BUILTIN_ATTRS, cmap, heatmap
 from .figures import grid, save_png
 from .maps import NORMALIZE_MODES, REDUCE_METHODS, normalize, reduce_channels
 from .pictures import Picture, overlay, to_rgb
+from .text import TextColors, save_text_html, save_text_png, text_colors, text_figure, text_html
 
 __all__ = [
     "Picture",
@@ -48,6 +50,12 @@ __all__ = [
     "overlay",
     "grid",
     "save_png",
+    "TextColors",
+    "text_colors",
+    "text_html",
+    "save_text_html",
+    "text_figure",
+    "save_text_png",
     "NORMALIZE_MODES",
     "REDUCE_METHODS",
 ]
