@@ -25,6 +25,8 @@ import math
 import numpy as np
 
 __all__ = [
+    "bert_forward",
+    "rotary_matrix",
     "safe_div",
     "w2",
     "z",
@@ -773,3 +775,67 @@ def linear_layer_inputs(model, x):
                 k += 1
             a = _step_forward(step, a)
     return [(layer, np.stack(arrs)) for layer, arrs in found]
+
+
+# --- keras-hub models (issue 14): rotary embedding and a BERT encoder, from the papers -------
+
+def rotary_matrix(seq_len, dim, max_wavelength=10000.0):
+    """RoFormer (Su et al. 2021, eq. 34, pairs (k, k + dim/2) as keras-hub and HF lay them
+    out): the rotation of a [seq_len, dim] input flattened row-major, ``y = x @ M``.
+
+    Position p, pair k < dim/2, θ_k = max_wavelength^(−2k/dim):
+    y_k = x_k cos pθ_k − x_{k+dim/2} sin pθ_k;  y_{k+dim/2} = x_{k+dim/2} cos pθ_k + x_k sin pθ_k.
+    """
+    half = dim // 2
+    M = np.zeros((seq_len * dim, seq_len * dim))
+    for p in range(seq_len):
+        for k in range(half):
+            angle = p * max_wavelength ** (-2.0 * k / dim)
+            a, b = p * dim + k, p * dim + k + half
+            M[a, a], M[b, a] = math.cos(angle), -math.sin(angle)
+            M[b, b], M[a, b] = math.cos(angle), math.sin(angle)
+    return M
+
+
+def _layer_norm(x, gamma, beta, eps=1e-12):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def bert_forward(w, heads, token_ids, segment_ids, padding_mask):
+    """BERT (Devlin et al. 2019; Vaswani et al. 2017 attention) from Hugging Face
+    parameter names ``w`` (Linear weights [out, in]); GELU in its tanh form (what
+    keras-hub's converter uses). Returns ``(sequence_output, pooled_output)``."""
+    w = {k: np.asarray(v, np.float64) for k, v in w.items()}
+    n = token_ids.shape[1]
+
+    def linear(x, name):
+        return x @ w[name + ".weight"].T + w[name + ".bias"]
+
+    x = (w["embeddings.word_embeddings.weight"][token_ids]
+         + w["embeddings.position_embeddings.weight"][:n][None]
+         + w["embeddings.token_type_embeddings.weight"][segment_ids])
+    x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+    layers = len({k.split(".")[2] for k in w if k.startswith("encoder.layer.")})
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        q, k, v = (linear(x, p + "attention.self." + t) for t in ("query", "key", "value"))
+        size = q.shape[-1] // heads
+        split = [t.reshape(*t.shape[:2], heads, size).transpose(0, 2, 1, 3) for t in (q, k, v)]
+        scores = split[0] @ split[1].transpose(0, 1, 3, 2) / math.sqrt(size)
+        scores = np.where(padding_mask[:, None, None, :] > 0, scores, -1e9)
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        a = scores / scores.sum(-1, keepdims=True)
+        context = (a @ split[2]).transpose(0, 2, 1, 3).reshape(q.shape)
+        x = _layer_norm(x + linear(context, p + "attention.output.dense"),
+                        w[p + "attention.output.LayerNorm.weight"],
+                        w[p + "attention.output.LayerNorm.bias"])
+        h = linear(_gelu_tanh(linear(x, p + "intermediate.dense")), p + "output.dense")
+        x = _layer_norm(x + h, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
+    pooled = np.tanh(linear(x[:, 0], "pooler.dense"))
+    return x, pooled

@@ -23,7 +23,13 @@ from typing import Any
 
 import keras
 
-__all__ = ["Call", "Graph", "expand_layer", "walk"]
+__all__ = ["SYMBOLIC_CALLS", "Call", "Graph", "expand_layer", "walk"]
+
+SYMBOLIC_CALLS: dict[type, Callable[..., Any]] = {}
+"""Layer class → ``fn(layer, *args, **kwargs)``, run instead of ``layer.call`` when the
+layer is seen inside: for layers whose own ``call`` needs concrete shapes (a sequence
+length of None), an integration registers an equivalent that records the same sublayers
+and operations (see :mod:`dtd_keras.integrations.keras_hub`). Exact classes only."""
 
 
 @dataclass
@@ -151,7 +157,9 @@ def expand_layer(node: Any) -> Any | None:
         fresh = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype) for t in tensors]
         local = {id(t): f for t, f in zip(tensors, fresh)}
         args, kwargs = node.arguments.fill_in(local)
-        outputs = layer.call(*args, **kwargs)
+        symbolic = SYMBOLIC_CALLS.get(type(layer))
+        outputs = (layer.call(*args, **kwargs) if symbolic is None
+                   else symbolic(layer, *args, **kwargs))
         flat = keras.tree.flatten(outputs)
         if not flat or len(flat) != len(node.output_tensors):
             return None
