@@ -72,12 +72,10 @@ def keras_case(config: str) -> tuple[Any, list[np.ndarray]]:
         backbone = keras_hub.models.BertBackbone(
             vocabulary_size=s["vocab"], num_layers=s["layers"], num_heads=s["heads"],
             hidden_dim=s["dim"], intermediate_dim=s["mlp"], max_sequence_length=512)
-        head = keras.layers.Dense(s["classes"], name="head")(
-            backbone(backbone.input)["pooled_output"])
-        named = {"token_ids": ids, "segment_ids": np.zeros_like(ids),
-                 "padding_mask": np.ones_like(ids)}
-        model = keras.Model(backbone.input, head)
-        return model, [named[t.name.split(":")[0]] for t in model.inputs]
+        from lxt_comparison import bert_classifier
+
+        model = bert_classifier(backbone, s["classes"])
+        return model, [ids, np.zeros_like(ids), np.ones_like(ids)]
     backbone = keras_hub.models.ViTBackbone(
         image_shape=(s["image"], s["image"], 3), patch_size=s["patch"], num_layers=s["layers"],
         num_heads=s["heads"], hidden_dim=s["dim"], mlp_dim=s["mlp"])

@@ -164,10 +164,11 @@ def torch_encoder(cfg: dict, seed: int = 0) -> Any:
 
     torch.manual_seed(seed)
     model = Encoder().double().eval()
-    with torch.no_grad():  # larger embeddings than N(0, 1)·0.02-ish defaults keep attention peaked
+    with torch.no_grad():
         for p in model.parameters():
             if p.ndim == 1 and p.shape[0] == dim:
                 p.add_(0.1 * torch.randn_like(p))  # non-trivial LayerNorm β, biases
+        model.head.weight.mul_(4.0)  # logits of order 1
     return model
 
 
@@ -237,13 +238,16 @@ def set_weights(model: Any, weights: dict[str, list[np.ndarray]]) -> None:
 
 def keras_relevance(model: Any, method: str, inputs: list[np.ndarray], classes: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """dtd_keras's token relevance ``[batch, seq]`` (of the first input) and explained logits."""
+    """dtd_keras's token relevance ``[batch, seq]`` (of the input named ``token_ids``) and the
+    explained logits."""
     import dtd_keras as dk
 
     explanation = dk.create_analyzer(method, model).explain(
         inputs if len(inputs) > 1 else inputs[0], neuron=classes)
     relevance = explanation.relevance
-    relevance = relevance[0] if isinstance(relevance, list) else relevance
+    if isinstance(relevance, list):
+        names = [t.name.split(":")[0] for t in model.inputs]
+        relevance = relevance[names.index("token_ids")]
     return np.asarray(relevance, np.float64), np.asarray(explanation.explained, np.float64)
 
 
@@ -289,7 +293,8 @@ def bert_folder(cfg: dict, seed: int = 0) -> str:
     config = transformers.BertConfig(
         vocab_size=cfg["vocab"], hidden_size=cfg["dim"], num_hidden_layers=cfg["layers"],
         num_attention_heads=cfg["heads"], intermediate_size=cfg["mlp"],
-        max_position_embeddings=cfg["seq"] * 2, hidden_act="gelu_pytorch_tanh")
+        max_position_embeddings=cfg["seq"] * 2, hidden_act="gelu_pytorch_tanh",
+        initializer_range=0.1)  # BERT's 0.02 leaves attention nearly uniform at this width
     torch.manual_seed(seed)
     folder = tempfile.mkdtemp(prefix="hf-bert-")
     transformers.BertModel(config).save_pretrained(folder)
@@ -300,21 +305,22 @@ class TorchBert:
     """An HF ``BertModel`` with a linear head on the pooled output, in float64 (callable as
     ``model(embeddings)`` for :func:`lxt_relevance`)."""
 
-    def __init__(self, folder: str, head: tuple[np.ndarray, np.ndarray], segments: np.ndarray):
+    def __init__(self, folder: str, head: tuple[np.ndarray, np.ndarray], segments: np.ndarray,
+                 mask: np.ndarray) -> None:
         import torch
         from transformers.models.bert import modeling_bert  # LXT's map replaces its classes
 
         self.bert = modeling_bert.BertModel.from_pretrained(folder, torch_dtype=torch.float64)
         self.bert.eval()
         self.kernel, self.bias = (torch.as_tensor(h, dtype=torch.float64) for h in head)
-        self.segments = torch.as_tensor(segments)
+        self.segments, self.mask = torch.as_tensor(segments), torch.as_tensor(mask)
 
     def embed(self, ids: Any) -> Any:
         return self.bert.embeddings.word_embeddings(ids)
 
     def __call__(self, embeddings: Any) -> Any:
         out = self.bert(inputs_embeds=embeddings, token_type_ids=self.segments,
-                        attention_mask=self.segments * 0 + 1)
+                        attention_mask=self.mask)
         return out.pooler_output @ self.kernel + self.bias
 
 
@@ -347,9 +353,19 @@ def bert_patch_maps() -> dict[str, Any]:
     return {"attn_lrp": lxt_bert.attnLRP, "cp_lrp": cp}
 
 
+def bert_classifier(backbone: Any, classes: int) -> Any:
+    """A keras-hub BERT backbone with a linear head on its pooled output; inputs in the order
+    token ids, segment ids, padding mask."""
+    import keras
+
+    names = ("token_ids", "segment_ids", "padding_mask")
+    inputs = [keras.Input((None,), dtype="int32", name=n) for n in names]
+    pooled = backbone(dict(zip(names, inputs)))["pooled_output"]
+    return keras.Model(inputs, keras.layers.Dense(classes, name="head")(pooled), name="bert")
+
+
 def run_bert(cfg: dict = BERT, seed: int = 0) -> list[dict]:
     """keras-hub BertBackbone from a Hugging Face folder, both methods."""
-    import keras
     import keras_hub
     import torch
 
@@ -358,16 +374,14 @@ def run_bert(cfg: dict = BERT, seed: int = 0) -> list[dict]:
     ids = rng.integers(0, cfg["vocab"], (cfg["batch"], cfg["seq"]))
     segments = (np.arange(cfg["seq"]) >= cfg["seq"] // 2).astype(np.int64)[None].repeat(len(ids), 0)
     head = (rng.normal(0, 0.5, (cfg["dim"], cfg["classes"])), rng.normal(0, 0.1, cfg["classes"]))
+    mask = np.ones_like(ids)
+    mask[1, -4:] = mask[2, -1:] = 0  # padding: masked in attention, its tokens get no relevance
 
-    backbone = keras_hub.models.BertBackbone.from_preset(folder)
-    pooled = backbone(backbone.input)["pooled_output"]
-    kmodel = keras.Model(backbone.input, keras.layers.Dense(cfg["classes"], name="head")(pooled))
+    kmodel = bert_classifier(keras_hub.models.BertBackbone.from_preset(folder), cfg["classes"])
     kmodel.get_layer("head").set_weights([h.astype(np.float32) for h in head])
-    named = {"token_ids": ids, "segment_ids": segments, "padding_mask": np.ones_like(ids)}
-    inputs = [named[t.name.split(":")[0]].astype(np.int32) for t in kmodel.inputs]
-    assert kmodel.inputs[0].name.startswith("token_ids"), [t.name for t in kmodel.inputs]
+    inputs = [x.astype(np.int32) for x in (ids, segments, mask)]
 
-    plain = TorchBert(folder, head, segments)
+    plain = TorchBert(folder, head, segments, mask)
     with torch.no_grad():
         logits = plain(plain.embed(torch.as_tensor(ids))).numpy()
     classes = logits.argmax(1)
@@ -376,9 +390,11 @@ def run_bert(cfg: dict = BERT, seed: int = 0) -> list[dict]:
     rows = []
     for method, patch_map in bert_patch_maps().items():
         with patched(patch_map):  # LXT's BERT map replaces modeling_bert's classes: load after
-            theirs = lxt_relevance(TorchBert(folder, head, segments), ids, classes)
+            theirs = lxt_relevance(TorchBert(folder, head, segments, mask), ids, classes)
         theirs = (theirs[0], theirs[1][np.arange(len(classes)), classes])
         ours = keras_relevance(kmodel, method, inputs, classes)
+        padded = float(np.abs(ours[0][mask == 0]).max())
+        assert padded == 0.0, f"{method}: padding tokens got relevance up to {padded:.2e}"
         rows.append(compare("keras-hub BERT (HF folder)", method, ours, theirs))
     return rows
 
