@@ -272,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="bench_keras_home_"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # torch's OpenMP threads spin while they wait: on a shared or busy CPU that made every
+    # torch call 5-10x slower here (1.3 s → 7-12 s per BERT-small gradient); children inherit it
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.child:
         print(f"{CHILD}{child_memory(*args.child)}")
         return 0
