@@ -45,6 +45,7 @@ class Gradient(Analyzer):
     (same forward graph, neuron selection, softmax stripping, export, callbacks)."""
 
     times_input = False
+    absorbed_by: tuple[str, ...] = ()  # no rules: nothing is conserved nor absorbed by design
 
     def _choose_rule(self, call, step, domain, reads_input):
         return Epsilon(0.0)  # unused: the backward pass is the gradient
