@@ -26,11 +26,11 @@ HEAD_ACTIVATIONS = ("softmax", "sigmoid")
 """Stripped when they produce the explained output: we explain the logit below."""
 
 NONNEGATIVE = ("relu", "relu6", "thresholded_relu", "sigmoid", "hard_sigmoid", "softplus",
-               "sparse_plus", "sparse_sigmoid", "squareplus", "exponential")
+               "sparse_plus", "sparse_sigmoid", "squareplus")
 PASS_THROUGH = ("relu6", "leaky_relu", "silu", "swish", "gelu", "gelu_approximate", "sigmoid",
                 "hard_sigmoid", "hard_silu", "hard_swish", "elu", "selu", "celu", "softplus",
-                "tanh", "hard_tanh", "tanh_shrink", "mish", "softsign", "log_sigmoid",
-                "sparse_plus", "sparse_sigmoid", "squareplus", "exponential")
+                "tanh", "hard_tanh", "tanh_shrink", "mish", "log_sigmoid", "sparse_plus",
+                "sparse_sigmoid", "squareplus")
 """Elementwise activations through which relevance passes unchanged (``gelu_approximate``
 is keras-hub's name for ``gelu(x, approximate=True)``, e.g. in BERT's feed-forward)."""
 
