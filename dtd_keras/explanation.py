@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-__all__ = ["Explanation", "Properties", "check_rtol"]
+__all__ = ["Explanation", "Properties", "check_rtol", "per_sample_fields"]
 
 
 def check_rtol(rtol: object) -> float:
@@ -33,6 +33,14 @@ class Properties:
     explained logit is > 0. The others cannot be consistent: a conservative map then sums
     to ``f(x) ≤ 0`` and so has negative values, and a positive map loses the relevance
     (only ``f(x) = 0`` with an all-zero map passes). Printing marks them with ``*``.
+
+    ``absorbed_by`` (not per sample) names the calls where the analyzer's rules absorb
+    relevance by design (LRP-ε/αβ/γ with a bias or ε in the denominator, LayerNorm's β
+    under the identity rule, the softmax rule's Taylor bias): there the maps sum to the
+    logit minus the absorbed share (:attr:`absorbed`), which is the rule, not an error of
+    the method; ``conservation_error`` and ``consistent`` still follow Definitions 1 and 3.
+    Empty (DTD, and everything built before it existed): the rules conserve and any gap
+    is an error.
     """
 
     total: np.ndarray
@@ -43,6 +51,13 @@ class Properties:
     negative_fraction: np.ndarray
     positive: np.ndarray
     consistent: np.ndarray
+    absorbed_by: tuple[str, ...] = field(default=(), metadata={"per_sample": False})
+
+    @property
+    def absorbed(self) -> np.ndarray:
+        """Per sample: ``explained − total``, the relevance the absorbing calls
+        (:attr:`absorbed_by`) kept; where nothing absorbs, minus the conservation error."""
+        return np.asarray(self.explained) - np.asarray(self.total)
 
     @property
     def explained_positive(self) -> np.ndarray:
@@ -53,34 +68,59 @@ class Properties:
     def to_dicts(self) -> list[dict]:
         """One plain dict per sample (per sample and neuron for several neurons per
         sample, sample-major; JSON-ready): every field, and ``explained_positive``."""
-        fields = {k: v.reshape(-1) for k, v in vars(self).items()}
-        fields["explained_positive"] = self.explained_positive.reshape(-1)
-        return [{k: v[i].item() for k, v in fields.items()} for i in range(self.total.size)]
+        columns = {k: getattr(self, k).reshape(-1) for k in per_sample_fields()}
+        columns["explained_positive"] = self.explained_positive.reshape(-1)
+        return [{k: v[i].item() for k, v in columns.items()} for i in range(self.total.size)]
 
     def __str__(self) -> str:
-        head = "sample  explained     Σ relevance   rel. error  neg. fraction  positive  consistent"
+        absorbing = bool(self.absorbed_by)
+        gap, width = ("  rel. absorbed", 13) if absorbing else ("   rel. error", 10)
+        head = f"sample  explained     Σ relevance{gap}  neg. fraction  positive  consistent"
+        relative = -self.relative_error if absorbing else self.relative_error
         rows = [
-            f"{i:6d}  {e:11.5g}  {t:13.5g}  {r:10.2e}  {n:13.3f}  {p!s:8}  {c!s}"
+            f"{i:6d}  {e:11.5g}  {t:13.5g}  {r:{width}.2e}  {n:13.3f}  {p!s:8}  {c!s}"
             + ("" if k else " *")
             for i, (e, t, r, n, p, c, k) in enumerate(zip(*(a.reshape(-1) for a in (
-                self.explained, self.total, self.relative_error, self.negative_fraction,
+                self.explained, self.total, relative, self.negative_fraction,
                 self.positive, self.consistent, self.explained_positive))))
         ]
         if not np.all(self.explained_positive):
             rows.append("* explained logit <= 0: cannot be consistent (a conservative map "
                         "then has negative values, a positive one loses relevance)")
+        if absorbing:
+            rows.append(absorption_note(self.absorbed_by))
         return "\n".join([head, *rows])
+
+
+def absorption_note(calls: tuple[str, ...], shown: int = 6) -> str:
+    """The note under a properties table whose analyzer absorbs relevance at ``calls``."""
+    names = ", ".join(calls[:shown]) + (f", … ({len(calls)} in all)" if len(calls) > shown
+                                        else "")
+    return ("rel. absorbed = (explained − Σ relevance) / |explained|: relevance absorbed by "
+            "design, not an error of the method. This analyzer's rules give biases (or ε, "
+            "LayerNorm's β, a softmax's Taylor bias) their share of the relevance at: "
+            f"{names}. 'consistent' (Definition 3) asks for conservation, which these rules "
+            "do not promise.")
+
+
+def per_sample_fields() -> tuple[str, ...]:
+    """The names of :class:`Properties`' per-sample array fields (what a results store
+    keeps, and :meth:`Properties.to_dicts` lists)."""
+    return tuple(f.name for f in fields(Properties) if f.metadata.get("per_sample", True))
 
 
 @dataclass(frozen=True)
 class Explanation:
     """Relevance for a batch: ``relevance`` (an array shaped like the input, or a list
     of them for a multi-input model), the explained output ``neuron`` and the
-    ``explained`` logit per sample."""
+    ``explained`` logit per sample. ``absorbed_by``: the calls where the analyzer's rules
+    absorb relevance by design (:attr:`dtd_keras.analyzers.Analyzer.absorbed_by`; empty:
+    they conserve), which :meth:`properties` reports."""
 
     relevance: np.ndarray | list[np.ndarray]
     neuron: np.ndarray
     explained: np.ndarray
+    absorbed_by: tuple[str, ...] = ()
 
     def maps(self) -> list[np.ndarray]:
         """The relevance maps as a list (one per model input)."""
@@ -107,5 +147,5 @@ class Explanation:
                              where=absolute > 0)
         positive = flat.min(axis=1, initial=0.0) >= -rtol * scale
         consistent = positive & (np.abs(relative) <= rtol)
-        fields = (total, explained, error, relative, negative, fraction, positive, consistent)
-        return Properties(*(f.reshape(axes) for f in fields))
+        values = (total, explained, error, relative, negative, fraction, positive, consistent)
+        return Properties(*(v.reshape(axes) for v in values), absorbed_by=self.absorbed_by)

@@ -66,6 +66,7 @@ class Gradient(Analyzer):
     """
 
     times_input = False
+    absorbed_by: tuple[str, ...] = ()  # no rules: nothing is conserved nor absorbed by design
 
     def __init__(self, model: keras.Model, *, output: int | str | None = None,
                  max_pool: str = "winner", add: str | None = None,

@@ -51,6 +51,7 @@ __all__ = [
     "dtd_rule_for_layer",
     "constant_rule",
 ]
+__all__ += ["frozen_norm", "norm_epsilon"]
 
 
 # ---------------------------------------------------------------------------
@@ -1002,3 +1003,50 @@ def attention_relevance(Xq, Xkv, P, R_out, mode, eps, keep=None):
             else:
                 R_kv += back
     return R_q, R_kv
+# LayerNorm / RMSNorm: AttnLRP's identity rule (Achtibat et al. 2024, section 3)
+# ---------------------------------------------------------------------------
+
+
+def frozen_norm(x, gamma, beta, axes, center, statistic, eps):
+    """The normalisation of one sample as a linear map with its scale frozen.
+
+    ``y = (x - mean(x)) * gamma / sigma + beta`` over ``axes`` (axes of the sample,
+    no batch axis), ``sigma = sqrt(v + eps)`` held constant, where ``v`` is the variance
+    (``statistic`` "variance" or "centred_variance") or the mean square ("mean_square");
+    ``center=False`` drops the ``- mean(x)``. ``gamma``/``beta`` broadcast to the
+    sample's shape (None: 1 / 0). Returns ``(W, b, y)`` over the flattened sample:
+    ``W[i, j] = (delta_ij - [center] / n) * gamma_j / sigma_j`` for positions ``i, j``
+    in the same normalisation group (``n`` positions), 0 across groups; ``y = W.T x + b``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    axes = tuple(axes)
+    mean = x.mean(axis=axes, keepdims=True)
+    if statistic in ("variance", "centred_variance"):
+        v = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    elif statistic == "mean_square":
+        v = (x ** 2).mean(axis=axes, keepdims=True)
+    else:
+        raise ValueError(statistic)
+    sigma = np.broadcast_to(np.sqrt(v + eps), x.shape).reshape(-1)
+    g = np.broadcast_to(1.0 if gamma is None else np.asarray(gamma, np.float64),
+                        x.shape).reshape(-1)
+    b = np.broadcast_to(0.0 if beta is None else np.asarray(beta, np.float64),
+                        x.shape).reshape(-1)
+    kept = [d for d in range(x.ndim) if d not in axes]
+    index = np.indices(x.shape).reshape(x.ndim, -1)
+    group = [tuple(index[kept, i]) for i in range(x.size)]
+    n = int(np.prod([x.shape[d] for d in axes]))
+    W = np.zeros((x.size, x.size))
+    for i in range(x.size):
+        for j in range(x.size):
+            if group[i] == group[j]:
+                W[i, j] = ((i == j) - (1.0 / n if center else 0.0)) * g[j] / sigma[j]
+    return W, b, W.T @ x.reshape(-1) + b
+
+
+def norm_epsilon(x, R, gamma, beta, axes, center, statistic, eps, rule_eps):
+    """Relevance of ``x`` (one sample) from the relevance ``R`` of the normalisation's
+    output: the epsilon rule (``rule_eps``) on the frozen-scale linear map
+    (:func:`frozen_norm`), the bias ``beta`` in the denominator."""
+    W, b, _ = frozen_norm(x, gamma, beta, axes, center, statistic, eps)
+    return epsilon(W, b, np.reshape(x, -1), np.reshape(R, -1), rule_eps).reshape(np.shape(x))

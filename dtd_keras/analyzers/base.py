@@ -92,6 +92,7 @@ class Analyzer:
         self.add = add
         self.graph: Graph = walk(model, output, expand=expands)
         self.trace_count = 0
+        self._absorbed_by: tuple[str, ...] | None = None
         self._sizes_checked: set[tuple] = set()  # input shapes every layer can take
         self._build()
         self._function = tf.function(self._traced_relevance_graph, jit_compile=jit_compile,
@@ -145,6 +146,7 @@ class Analyzer:
                 if step.needs_rule:
                     reads_input = all(input_space.get(k, False) for k in call.inputs)
                     rule = self._choose_rule(call, step, in_domains[0], reads_input)
+                    step.check_rule(rule)
                 out_domains = step.domains(in_domains)
             except UnsupportedLayerError as error:
                 gaps.append((position(call, graph, index), error))
@@ -171,6 +173,18 @@ class Analyzer:
 
     def _finish_build(self) -> None:
         """Hook for subclasses to validate their configuration after the walk."""
+
+    @property
+    def absorbed_by(self) -> tuple[str, ...]:
+        """The calls where this analyzer's rules let relevance be absorbed by design
+        (a bias or ε in an LRP rule's denominator, LayerNorm's β, a softmax's Taylor
+        bias): the maps then sum to the explained logit minus their share. Empty: the
+        rules conserve (DTD on ReLU networks), and any gap is an error. Explanations
+        carry it (:attr:`~dtd_keras.Explanation.absorbed_by`)."""
+        if self._absorbed_by is None:
+            self._absorbed_by = tuple(step.call.name for step, rule in self._steps
+                                      if step.absorbs(rule))
+        return self._absorbed_by
 
     # ------------------------------------------------------------ computing
     def _forward_values(self, inputs: Sequence[Any]) -> dict:
@@ -288,7 +302,7 @@ class Analyzer:
             axis = () if chosen.ndim == 1 else (chosen.shape[1],)
             maps = [np.zeros((batch, *axis, *a.shape[1:]), np.float32) for a in arrays]
             return Explanation(maps if len(maps) > 1 else maps[0], chosen,
-                               np.zeros(chosen.shape, np.float32))
+                               np.zeros(chosen.shape, np.float32), self.absorbed_by)
         if chosen.ndim == 1:
             return self._run(self.concrete_function, arrays, chosen)
         if neurons_per_pass is not None and (
@@ -301,7 +315,8 @@ class Analyzer:
         maps = [np.concatenate(m, axis=1) for m in zip(*(p.maps() for p in parts))]
         return Explanation(maps if len(maps) > 1 else maps[0],
                            np.concatenate([p.neuron for p in parts], axis=1),
-                           np.concatenate([p.explained for p in parts], axis=1))
+                           np.concatenate([p.explained for p in parts], axis=1),
+                           self.absorbed_by)
 
     def _run(self, function: Any, arrays: list[np.ndarray], chosen: np.ndarray
              ) -> Explanation:
@@ -315,7 +330,8 @@ class Analyzer:
         logits = logits.numpy()
         if not (np.all(np.isfinite(logits)) and all(np.all(np.isfinite(m)) for m in maps)):
             raise diagnose(self, arrays, chosen)
-        return Explanation(maps if len(maps) > 1 else maps[0], picked.numpy(), logits)
+        return Explanation(maps if len(maps) > 1 else maps[0], picked.numpy(), logits,
+                           self.absorbed_by)
 
     def logits(self, x: Any) -> np.ndarray:
         """The explained output for ``x`` as the analyzer computes it: before a stripped

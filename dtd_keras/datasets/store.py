@@ -38,13 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from ..explanation import Properties
+from ..explanation import per_sample_fields
 
 __all__ = ["FORMAT", "Layout", "Store", "is_store", "read_metadata"]
 
 FORMAT = "dtd_keras.dataset"
 FORMAT_VERSION = 1
-PROPERTY_FIELDS = tuple(f.name for f in dataclasses.fields(Properties))
+PROPERTY_FIELDS = per_sample_fields()
 # the arrays whose committed chunks never equal their fill values: in stores written before
 # every chunk file was written, only these can tell a deleted chunk file
 _NEVER_FILL = ("relevance", "logit", "index")

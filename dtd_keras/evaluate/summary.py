@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..explanation import Explanation, Properties, check_rtol
+from ..explanation import Explanation, Properties, check_rtol, per_sample_fields
 from ._common import as_batch, explain_with, figure, positive_int
 
 __all__ = ["Summary", "summary"]
@@ -70,7 +70,8 @@ def _concatenate(explanations: Sequence[Explanation]) -> Explanation:
     else:
         relevance = np.concatenate(maps)
     return Explanation(relevance, np.concatenate([e.neuron for e in explanations]),
-                       np.concatenate([e.explained for e in explanations]))
+                       np.concatenate([e.explained for e in explanations]),
+                       tuple(dict.fromkeys(n for e in explanations for n in e.absorbed_by)))
 
 
 def summary(source: Any, x: Any = None, *, neuron: Any = None, rtol: float = 1e-4,
@@ -128,7 +129,7 @@ def _stored_properties(results: Any, rtol: float, batch_size: int) -> Properties
         parts.append(Explanation(block if len(block) > 1 else block[0], results.neuron[part],
                                  results.logit[part]).properties(rtol))
     return Properties(*(np.concatenate([getattr(p, f) for p in parts])
-                        for f in vars(parts[0])))
+                        for f in per_sample_fields()))
 
 
 def _aggregate(props: Properties, rtol: float) -> Summary:

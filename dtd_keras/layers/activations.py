@@ -1,9 +1,12 @@
 """Activations and elementwise maps: relevance passes through them unchanged.
 
 A ReLU is exact for DTD (its output domain is ℝ₊). Other activations (relu6,
-LeakyReLU, PReLU, swish/silu, gelu, sigmoid, tanh, …, as layers or as ``keras.ops``
-calls) also pass relevance unchanged, but DTD's assumptions do not hold there, so the
-analyzer warns once listing them.
+LeakyReLU, PReLU, swish/silu, gelu, keras-hub's ``gelu_approximate``, sigmoid, tanh, …,
+as layers, fused into Dense/Conv/EinsumDense, or as ``keras.ops`` calls) also pass
+relevance unchanged, but DTD's assumptions do not hold there, so the analyzer warns once
+listing them. Under the attention analyzers (option ``attention`` set: AttnLRP, CP-LRP)
+this *is* the rule, AttnLRP's identity rule for elementwise non-linearities
+(Achtibat et al. 2024, section 3), and nothing is warned.
 Preprocessing layers (Rescaling, Normalization) are elementwise affine maps: relevance
 of each output value is the relevance of its input value, and a box domain declared in
 raw input space is mapped through them, so zᴮ sees the bounds the first layer sees.
@@ -22,9 +25,14 @@ __all__ = ["ActivationPass", "Elementwise", "activation_name", "activation_relev
 HEAD_ACTIVATIONS = ("softmax", "sigmoid")
 """Stripped when they produce the explained output: we explain the logit below."""
 
-NONNEGATIVE = ("relu", "relu6", "thresholded_relu", "sigmoid", "hard_sigmoid", "softplus")
-PASS_THROUGH = ("relu6", "leaky_relu", "silu", "swish", "gelu", "sigmoid", "hard_sigmoid",
-                "hard_silu", "hard_swish", "elu", "selu", "softplus", "tanh", "mish")
+NONNEGATIVE = ("relu", "relu6", "thresholded_relu", "sigmoid", "hard_sigmoid", "softplus",
+               "sparse_plus", "sparse_sigmoid", "squareplus")
+PASS_THROUGH = ("relu6", "leaky_relu", "silu", "swish", "gelu", "gelu_approximate", "sigmoid",
+                "hard_sigmoid", "hard_silu", "hard_swish", "elu", "selu", "celu", "softplus",
+                "tanh", "hard_tanh", "tanh_shrink", "mish", "log_sigmoid", "sparse_plus",
+                "sparse_sigmoid", "squareplus")
+"""Elementwise activations through which relevance passes unchanged (``gelu_approximate``
+is keras-hub's name for ``gelu(x, approximate=True)``, e.g. in BERT's feed-forward)."""
 
 
 def activation_name(fn: Any) -> str | None:
@@ -41,7 +49,7 @@ class ActivationPass(LayerRelevance):
         super().__init__(call, graph, **options)
         self.name = name
         self.plain_relu = name == "relu"  # output = max(input, 0), recomputable
-        if name != "relu":
+        if name != "relu" and not options.get("attention"):
             self.warning = f"{call.name} ({name})"
 
     def domains(self, domains):

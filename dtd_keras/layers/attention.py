@@ -102,6 +102,10 @@ class DotProductAttentionRelevance(LayerRelevance):
 
     PARAMETERS = ("query", "key", "value", "bias", "mask", "scale")
 
+    def absorbs(self, rule: Any) -> bool:
+        """AttnLRP: the softmax rule's Taylor bias absorbs (CP-LRP: nothing, up to ε)."""
+        return _mode(self) != "cp_lrp"
+
     def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
         super().__init__(call, graph, **options)
         self.mode = _mode(self)
@@ -186,6 +190,10 @@ class DotProductAttentionRelevance(LayerRelevance):
 class SoftmaxRelevance(LayerRelevance):
     """A softmax inside the network (the ``Softmax`` layer or ``keras.ops.softmax``):
     AttnLRP's softmax rule over its axes; masked inputs get exactly zero."""
+
+    def absorbs(self, rule: Any) -> bool:
+        """The softmax rule's Taylor bias absorbs relevance."""
+        return True
 
     def __init__(self, call: Call, graph: Graph, **options: Any) -> None:
         super().__init__(call, graph, **options)

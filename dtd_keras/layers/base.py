@@ -66,6 +66,17 @@ class LayerRelevance:
         """The rule this layer uses when an LRP analyzer assigns it ``rule``."""
         return rule
 
+    def check_rule(self, rule: Rule | None) -> None:
+        """Raise :class:`UnsupportedLayerError` (see :func:`refusal`) where this layer
+        cannot apply ``rule``, the rule the analyzer chose for it (default: any rule)."""
+
+    def absorbs(self, rule: Rule | None) -> bool:
+        """Whether relevance is absorbed here under ``rule`` (a bias or ε in the rule's
+        denominator, LayerNorm's β, a softmax's Taylor bias), so that the map does not
+        sum to the explained logit by design: :class:`~dtd_keras.Explanation` reports
+        these calls as ``absorbed_by``. Default: nothing is absorbed."""
+        return False
+
     def forward(self, inputs: Sequence[Tensor]) -> list[Tensor]:
         """Run the op on concrete inputs (inference mode)."""
         node = self.call.node

@@ -4,7 +4,8 @@ Each class here only says how to compute its linear map ``f(a; kernel) + bias`` 
 *any* weights (:meth:`Linear.linear`) and which live variables are its weights
 (:meth:`Linear.weights`); every rule in :mod:`dtd_keras.rules` then works for it.
 A fused activation is applied forward; relevance crosses it unchanged (ReLU exactly,
-other activations with a warning).
+other activations with a warning, except under the attention analyzers, whose identity
+rule for elementwise non-linearities this is).
 
 BatchNormalization that directly follows a linear layer is folded into it
 (:mod:`dtd_keras.engine.canonizers`): ``W' = W · γ/√(σ²+ε)`` per output channel and
@@ -32,10 +33,22 @@ from .activations import HEAD_ACTIVATIONS, NONNEGATIVE, activation_name, check_a
 from .base import LayerRelevance, map_domains
 
 __all__ = ["AffineBatchNorm", "AveragePool", "ConvLinear", "ConvTransposeLinear",
-           "DenseLinear", "DepthwiseLinear", "Linear", "SeparableLinear", "batchnorm_affine"]
+           "DenseLinear", "DepthwiseLinear", "EinsumDenseLinear", "Linear", "SeparableLinear",
+           "batchnorm_affine", "bias_absorbs"]
 
 Tensor = Any
 BATCHNORM_EPSILON_RULE = Epsilon(1e-6)
+
+
+def bias_absorbs(rule: Any) -> bool:
+    """Whether ``rule`` puts a bias in its denominator (ε, αβ, γ: read from its own
+    terms), so that a layer's bias absorbs part of the relevance, or stabilises it with
+    ε > 0 (which absorbs the share ε/(z ± ε)). The DTD rules leave the bias out."""
+    if rule is None:
+        return False
+    if getattr(rule, "epsilon", 0) > 0:
+        return True
+    return any(term.bias is not None for group in rule.groups(REAL) for term in group.terms)
 
 
 def batchnorm_affine(bn: Any) -> tuple[Tensor, Tensor]:
@@ -62,7 +75,7 @@ class Linear(LayerRelevance):
         self.head = bool(options.get("head", False))
         self.activation = activation_name(getattr(self.layer, "activation", None))
         check_activation(call, self.activation, HEAD_ACTIVATIONS if self.head else ())
-        if self.activation not in ("relu", "linear") and not (
+        if self.activation not in ("relu", "linear") and not options.get("attention") and not (
                 self.head and self.activation in HEAD_ACTIVATIONS):
             self.warning = f"{call.name} ({self.activation})"
         if getattr(self.layer, "quantization_mode", None):
@@ -71,6 +84,13 @@ class Linear(LayerRelevance):
                 "explain the float model")
         self.folded = call.folded  # a BatchNormalization folded into this layer, or None
         self.padding = call.padding  # a ZeroPadding layer folded in front of it, or None
+
+    def absorbs(self, rule: Any) -> bool:
+        """Whether ``rule`` lets this layer's bias (or ε) absorb relevance here."""
+        if not bias_absorbs(rule):
+            return False
+        has_bias = self.raw_weights()[1] is not None or self.folded is not None
+        return has_bias or getattr(rule, "epsilon", 0) > 0
 
     # What a subclass provides -------------------------------------------------
     def linear(self, a: Tensor, kernel: Tensor, bias: Tensor | None) -> Tensor:
@@ -302,3 +322,44 @@ class AffineBatchNorm(Linear):
     def linear(self, a, kernel, bias):
         z = a * tf.reshape(kernel, self._shape(a))
         return z if bias is None else z + tf.reshape(bias, self._shape(a))
+
+
+def _einsum_parts(equation: str) -> tuple[str, str, str]:
+    """``"ab,bc->ac"`` → ``("ab", "bc", "ac")`` (spaces removed)."""
+    equation = equation.replace(" ", "")
+    inputs, _, output = equation.partition("->")
+    first, _, second = inputs.partition(",")
+    return first, second, output
+
+
+def _axis_of(spec: str, letter: str) -> int:
+    """The axis of ``letter`` in an einsum operand ``spec`` (negative after an ellipsis)."""
+    head, ellipsis, tail = spec.partition("...")
+    if ellipsis and letter in tail:
+        return tail.index(letter) - len(tail)
+    return head.index(letter)
+
+
+class EinsumDenseLinear(Linear):
+    """EinsumDense: ``einsum(equation, a, W) + b`` (``b`` shaped by ``bias_axes``,
+    broadcast against the output), any equation Keras accepts (LoRA included: the live
+    ``kernel`` is the merged one)."""
+
+    def raw_weights(self):
+        layer = self.layer
+        bias = getattr(layer, "bias", None)
+        return (tf.convert_to_tensor(layer.kernel),
+                None if bias is None else tf.convert_to_tensor(bias))
+
+    def linear(self, a, kernel, bias):
+        z = keras.ops.einsum(self.layer.equation, a, kernel)
+        return z if bias is None else z + bias
+
+    def stack_axes(self):
+        """The one summed axis, if exactly one letter is summed (``"abc,cd->abd"``)."""
+        first, second, output = _einsum_parts(self.layer.equation)
+        summed = (set(first) & set(second)) - set(output) - {"."}
+        if len(summed) != 1:
+            return None
+        (letter,) = summed
+        return (_axis_of(first, letter), _axis_of(second, letter))
