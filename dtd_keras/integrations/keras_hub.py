@@ -162,6 +162,10 @@ class RotaryLinear(Linear):
     def raw_weights(self):
         raise NotImplementedError("the rotary kernel depends on the input: kernel_for")
 
+    def absorbs(self, rule):
+        """No bias: only an ε in the rule's denominator absorbs."""
+        return getattr(rule, "epsilon", 0) > 0
+
     def forward_keeping(self, inputs):
         return self.forward(inputs), None
 
