@@ -93,7 +93,7 @@ def _check_ids(step: Any, ids: np.ndarray, graph: Any, shapes: str) -> None:
             at = _first(fractional)
             raise ValueError(
                 f"{where or 'a tensor'} feeds {layer} float values that are not token ids: "
-                f"{ids[at]!r} at position {at}; pass integer ids (an int32 keras.Input)")
+                f"{float(ids[at])} at position {at}; pass integer ids (an int32 keras.Input)")
     outside = (ids < 0) | (ids >= size)
     if not np.any(outside):
         return
