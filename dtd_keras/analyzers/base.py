@@ -306,7 +306,7 @@ class Analyzer:
         if batch == 0 or chosen.size == 0:  # nothing to explain (Keras' Flatten fails on it)
             axis = () if chosen.ndim == 1 else (chosen.shape[1],)
             empty = empty_maps(self, arrays, (batch, *axis))
-            relevance, shares = self._split(empty)
+            relevance, shares = self._maps_and_shares(empty)
             return Explanation(relevance, chosen, np.zeros(chosen.shape, np.float32), shares)
         if chosen.ndim == 1:
             return self._run(self.concrete_function, arrays, chosen)
@@ -336,10 +336,10 @@ class Analyzer:
         logits = logits.numpy()
         if not (np.all(np.isfinite(logits)) and all(np.all(np.isfinite(m)) for m in maps)):
             raise diagnose(self, arrays, chosen)
-        relevance, shares = self._split(maps)
+        relevance, shares = self._maps_and_shares(maps)
         return Explanation(relevance, picked.numpy(), logits, shares)
 
-    def _split(self, maps: Sequence[np.ndarray]) -> tuple[Any, dict]:
+    def _maps_and_shares(self, maps: Sequence[np.ndarray]) -> tuple[Any, dict]:
         """The compiled function's maps as (relevance, embedding shares)."""
         n = len(self.graph.inputs)
         inputs, shares = list(maps[:n]), dict(zip(self.embedding_names, maps[n:]))
