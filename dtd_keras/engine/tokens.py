@@ -155,7 +155,10 @@ def _check_positions(analyzer: Any, arrays: Sequence[np.ndarray], shown: str) ->
         return
     graph = analyzer.graph
     static = all(d is not None for k in graph.inputs for d in graph.shapes[k][1:])
-    shapes = graph.shapes if static else _symbolic_shapes(graph, [a.shape for a in arrays])
+    checked = analyzer.__dict__.setdefault("_position_lengths_checked", set())
+    if static or tuple(a.shape[1:] for a in arrays) in checked:
+        return  # fixed shapes: the model's own shapes (Keras checked them); or seen before
+    shapes = _symbolic_shapes(graph, [a.shape for a in arrays])
     for step in tables:
         length = step.sequence_length([shapes.get(k, ()) for k in step.call.inputs])
         if length is not None and length > step.table_length:
@@ -163,6 +166,7 @@ def _check_positions(analyzer: Any, arrays: Sequence[np.ndarray], shown: str) ->
                 f"position table {step.call.description} holds {step.table_length} positions, "
                 f"but inputs of shape {shown} give it a sequence of {length}: the sequence "
                 f"is longer than the position table; pass at most {step.table_length} tokens")
+    checked.add(tuple(a.shape[1:] for a in arrays))
 
 
 def check_token_values(analyzer: Any, arrays: Sequence[np.ndarray]) -> None:
