@@ -115,26 +115,34 @@ class Explanation:
     of them for a multi-input model), the explained output ``neuron`` and the
     ``explained`` logit per sample. ``absorbed_by``: the calls where the analyzer's rules
     absorb relevance by design (:attr:`dtd_keras.analyzers.Analyzer.absorbed_by`; empty:
-    they conserve), which :meth:`properties` reports."""
+    they conserve), which :meth:`properties` reports.
+
+    Token models: the token input's map is the token embedding's share, ``[batch, seq]``
+    (``[batch, seq, dim]`` with ``token_relevance="features"``); ``embeddings`` holds
+    the share of every other embedding (position, segment), keyed by layer name, shaped
+    alike. The relevance of the explained output is ``relevance`` and ``embeddings``
+    together (:meth:`properties` sums both)."""
 
     relevance: np.ndarray | list[np.ndarray]
     neuron: np.ndarray
     explained: np.ndarray
     absorbed_by: tuple[str, ...] = ()
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
     def maps(self) -> list[np.ndarray]:
         """The relevance maps as a list (one per model input)."""
         return self.relevance if isinstance(self.relevance, list) else [self.relevance]
 
     def properties(self, rtol: float = 1e-4) -> Properties:
-        """Conservation and positivity per sample (seed Definitions 1–3). ``rtol`` (a
+        """Conservation and positivity per sample (seed Definitions 1–3), over the maps
+        and the embedding shares. ``rtol`` (a
         finite number >= 0, else ValueError) is the tolerance of the positive and
         consistent tests (see :class:`Properties`)."""
         rtol = check_rtol(rtol)
         axes = self.explained.shape  # [batch], or [batch, K] for K neurons per sample
         count = int(np.prod(axes))
         maps = [m.reshape(count, int(np.prod(m.shape[len(axes):]))).astype(np.float64)
-                for m in self.maps()]
+                for m in [*self.maps(), *self.embeddings.values()]]
         flat = np.concatenate(maps, axis=1)
         explained = self.explained.reshape(count).astype(np.float64)
         total = flat.sum(axis=1)

@@ -26,6 +26,12 @@ Signatures (every batch dimension is free):
     neuron per sample (``-1``: the top logit). An index outside ``[-1, outputs)`` or a
     batch size differing from the inputs' raises ``InvalidArgumentError``.
 
+Token models: an integer model input (token ids, segment ids, a padding mask) keeps its
+integer dtype in the signatures; each embedding share of ``Explanation.embeddings``
+(position, segment) is one more output, ``embedding_<layer name>`` (characters other
+than letters, digits and ``_`` become ``_``); token ids outside an embedding's table
+raise ``InvalidArgumentError`` naming the embedding (on GPU a lookup would return zeros).
+
 The object also has ``explainer.description()`` (a string tensor: the analyzer and its
 rules per layer) and ``explainer.model_variables`` (the model weights the explanation
 reads, each stored once). Inputs are checked in the graph as ``analyzer.analyze`` checks
@@ -75,10 +81,14 @@ Inspect an export with TensorFlow's command-line tool::
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
+
+from .engine.tokens import empty_maps
 
 __all__ = ["SIGNATURES", "export_analyzer"]
 
@@ -89,8 +99,9 @@ def _input_names(count: int) -> list[str]:
     return ["input"] if count == 1 else [f"input_{i}" for i in range(count)]
 
 
-def _output_names(count: int) -> list[str]:
-    return ["relevance"] if count == 1 else [f"relevance_{i}" for i in range(count)]
+def _output_names(count: int, shares: list[str] | tuple = ()) -> list[str]:
+    maps = ["relevance"] if count == 1 else [f"relevance_{i}" for i in range(count)]
+    return maps + ["embedding_" + re.sub(r"[^A-Za-z0-9_]", "_", name) for name in shares]
 
 
 def _check_path(path: Any, overwrite: bool) -> Path:
@@ -122,7 +133,7 @@ def _build_module(analyzer: Any) -> tuple[tf.Module, list]:
     function = analyzer.function
     specs = list(analyzer.input_specs)
     names = _input_names(len(specs))
-    outputs = _output_names(len(specs))
+    outputs = _output_names(len(specs), getattr(analyzer, "embedding_names", ()))
     specs = [tf.TensorSpec(s.shape, s.dtype, name=n) for s, n in zip(specs, names)]
     neuron_spec = tf.TensorSpec((None,), tf.int32, name="neuron")
     size = analyzer.output_size
@@ -135,6 +146,10 @@ def _build_module(analyzer: Any) -> tuple[tf.Module, list]:
         return result
 
     domains = list(analyzer.input_domains)
+    fake = [np.zeros((0, *(0 if d is None else d for d in s.shape[1:])), s.dtype.as_numpy_dtype)
+            for s in specs]
+    blank = (empty_maps(analyzer, fake, (0,)) if hasattr(analyzer, "embedding_names")
+             else [np.zeros(f.shape, np.float32) for f in fake])  # an empty batch's outputs
 
     def shaped(x: tf.Tensor, spec: tf.TensorSpec, what: str) -> tf.Tensor:
         """``x`` after asserting its shape (signatures themselves do not check it)."""
@@ -156,8 +171,8 @@ def _build_module(analyzer: Any) -> tuple[tf.Module, list]:
         (finite, in box)."""
         inputs = tuple(shaped(x, spec, f"input {i} ('{name}')")
                        for i, (x, spec, name) in enumerate(zip(inputs, specs, names)))
-        checks = [c for i, (x, d) in enumerate(zip(inputs, domains))
-                  for c in d.graph_checks(x, f"input {i}")]
+        checks = [c for i, (x, d) in enumerate(zip(inputs, domains)) if x.dtype.is_floating
+                  for c in d.graph_checks(x, f"input {i}")]  # ids and masks: no domain
         with tf.control_dependencies(checks):
             return tuple(tf.identity(x) for x in inputs)
 
@@ -174,8 +189,10 @@ def _build_module(analyzer: Any) -> tuple[tf.Module, list]:
         """The checked explanation; empty outputs for an empty batch (the model's own
         layers, e.g. Flatten, cannot run on zero samples)."""
         def empty():
-            return (tuple(tf.zeros_like(x) for x in inputs), neuron,
-                    tf.zeros(tf.shape(neuron), tf.float32))
+            maps = [tf.zeros(tf.shape(x), tf.float32) if b.ndim == len(x.shape)
+                    else tf.constant(b) for x, b in zip(inputs, blank)]
+            maps += [tf.constant(b) for b in blank[len(inputs):]]
+            return tuple(maps), neuron, tf.zeros(tf.shape(neuron), tf.float32)
 
         def run():
             return finite(*function(tuple(inputs), neuron))

@@ -1050,3 +1050,28 @@ def norm_epsilon(x, R, gamma, beta, axes, center, statistic, eps, rule_eps):
     (:func:`frozen_norm`), the bias ``beta`` in the denominator."""
     W, b, _ = frozen_norm(x, gamma, beta, axes, center, statistic, eps)
     return epsilon(W, b, np.reshape(x, -1), np.reshape(R, -1), rule_eps).reshape(np.shape(x))
+# Token models: embeddings summed, Dense+ReLU, masked mean over tokens, Dense
+# ---------------------------------------------------------------------------
+
+
+def token_model_lrp0(tables, ids, mask, W1, b1, W2, b2, neuron):
+    """LRP-0 (ε = 0, bias in the denominator) through
+    ``x_t = Σ_e E_e[ids_e,t]``, ``h_t = relu(W1ᵀ x_t + b1)``,
+    ``p = Σ_t m_t h_t / Σ_t m_t``, ``y = W2ᵀ p + b2``; the relevance of logit ``neuron``
+    of one sample. An embedding's share at token t is Σ_d E_e[ids_e,t]_d R_x[t]_d / x_t,d
+    (the sum of its embedded values' shares, the Add split in proportion to each
+    summand); returns one ``[seq]`` array per table."""
+    parts = [np.asarray(E, np.float64)[np.asarray(i)] for E, i in zip(tables, ids)]
+    x = np.sum(parts, axis=0)                            # [seq, dim]
+    W1, b1, W2, b2 = _f64(W1, b1, W2, b2)
+    m = np.asarray(mask, np.float64)
+    h = np.maximum(x @ W1 + b1, 0.0)                     # [seq, hidden]
+    weights = m / m.sum()                                # the mean's weights per token
+    p = weights @ h
+    y = p @ W2 + b2
+    R_y = np.zeros_like(y)
+    R_y[neuron] = y[neuron]
+    R_p = epsilon(W2, b2, p, R_y, 0.0)
+    R_h = weights[:, None] * h * safe_div(R_p, p)[None, :]  # z-rule through the mean
+    R_x = np.stack([epsilon(W1, b1, x[t], R_h[t], 0.0) for t in range(len(x))])
+    return [(part * safe_div(R_x, x)).sum(axis=-1) for part in parts]

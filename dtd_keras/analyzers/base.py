@@ -24,9 +24,11 @@ from ..engine.graph import Call, Graph, walk
 from ..engine.inputs import check_inputs
 from ..engine.neurons import parse_neurons
 from ..engine.passes import backward, forward_values, output_count, select, top_relevance, unstack
+from ..engine.tokens import check_token_values, choose_token_input, empty_maps
 from ..errors import UnsupportedLayerError
 from ..explanation import Explanation
 from ..layers import LayerRelevance, relevance_for
+from ..layers.embedding import TOKEN_RELEVANCE_MODES
 from ..layers.registry import expands, position
 from ..rules import Rule
 
@@ -75,18 +77,31 @@ class Analyzer:
         LRP proportional; see :mod:`dtd_keras.layers.merge`).
     jit_compile:
         Compile with XLA (opt-in: slower on CPU, may help on GPU/TPU).
+    token_input:
+        Token models: the model input (name or index) whose embedding gives the token
+        relevance; default: the integer input read by the embedding with the largest
+        vocabulary. Other embeddings' shares go to ``Explanation.embeddings``.
+    token_relevance:
+        ``"sum"`` (token relevance ``[batch, seq]``, summed over the embedding features)
+        or ``"features"`` (``[batch, seq, dim]``).
     """
 
     default_add = "proportional"
 
     def __init__(self, model: keras.Model, *, output: int | str | None = None,
                  max_pool: str = "winner", add: str | None = None,
-                 jit_compile: bool = False) -> None:
+                 jit_compile: bool = False, token_input: int | str | None = None,
+                 token_relevance: str = "sum") -> None:
         if max_pool not in MAX_POOL_MODES:
             raise ValueError(f"max_pool must be one of {MAX_POOL_MODES}, got {max_pool!r}")
         add = self.default_add if add is None else add
         if add not in ADD_MODES:
             raise ValueError(f"add must be one of {ADD_MODES}, got {add!r}")
+        if token_relevance not in TOKEN_RELEVANCE_MODES:
+            raise ValueError(f"token_relevance must be one of {TOKEN_RELEVANCE_MODES}, got "
+                             f"{token_relevance!r}")
+        self.token_input = token_input
+        self.token_relevance = token_relevance
         self.model = model
         self.max_pool = max_pool
         self.add = add
@@ -111,7 +126,8 @@ class Analyzer:
 
     def _step_options(self) -> dict[str, Any]:
         """Options every call's relevance behaviour receives (subclasses add theirs)."""
-        return {"max_pool": self.max_pool, "add": self.add}
+        return {"max_pool": self.max_pool, "add": self.add,
+                "token_relevance": self.token_relevance}
 
     def _build(self) -> None:
         graph = self.graph
@@ -164,6 +180,10 @@ class Analyzer:
             self._steps.append((step, rule))
         if gaps:
             raise _refusal(self.model, gaps)
+        steps = [step for step, _ in self._steps]
+        self.token_key = choose_token_input(graph, steps, self.token_input)
+        self.embedding_names: list[str] = [
+            s.share_name for s in steps if getattr(s, "reports_share", False) and not s.is_token]
         if warned:
             warnings.warn(
                 f"{type(self).__name__}: relevance passes unchanged through non-ReLU "
@@ -211,13 +231,18 @@ class Analyzer:
         chosen, explained = select(logits, neuron, count)
         top = top_relevance(logits, chosen, explained, count)
         copies = tf.shape(neuron)[1] if len(neuron.shape) == 2 else None
+        shares: dict = {}
         maps = backward(self._steps, values, self._explained, top, self.graph.inputs,
-                        copies, inspect)
+                        copies, inspect, shares)
+        maps = (*maps, *(shares[name] for name in self.embedding_names))
         return (maps if copies is None else unstack(maps, copies)), chosen, explained
 
     @property
     def function(self) -> tf.types.experimental.PolymorphicFunction:
         """The ``tf.function`` ``(inputs_tuple, neuron) -> (maps, neuron, logit)``.
+
+        ``maps`` holds one map per model input, then (token models) one share per
+        :attr:`embedding_names`.
 
         It has no ``input_signature``, so it can be given to
         ``tf.distribute.Strategy.run``. ``neuron`` is int32 of shape ``[batch]``
@@ -258,6 +283,7 @@ class Analyzer:
         the model takes inputs of any size, that every layer can take this one); float32
         arrays, one per model input (:func:`dtd_keras.engine.inputs.check_inputs`)."""
         arrays = check_inputs(self.graph, self.input_domains, x)
+        check_token_values(self, arrays)
         shapes = tuple(a.shape[1:] for a in arrays)
         free = any(d is None for k in self.graph.inputs for d in self.graph.shapes[k][1:])
         if free and shapes not in self._sizes_checked:  # fixed shapes: Keras checked them
@@ -300,9 +326,10 @@ class Analyzer:
         chosen = parse_neurons(neuron, batch, self.output_size)
         if batch == 0 or chosen.size == 0:  # nothing to explain (Keras' Flatten fails on it)
             axis = () if chosen.ndim == 1 else (chosen.shape[1],)
-            maps = [np.zeros((batch, *axis, *a.shape[1:]), np.float32) for a in arrays]
-            return Explanation(maps if len(maps) > 1 else maps[0], chosen,
-                               np.zeros(chosen.shape, np.float32), self.absorbed_by)
+            empty = empty_maps(self, arrays, (batch, *axis))
+            relevance, shares = self._maps_and_shares(empty)
+            return Explanation(relevance, chosen, np.zeros(chosen.shape, np.float32),
+                               absorbed_by=self.absorbed_by, embeddings=shares)
         if chosen.ndim == 1:
             return self._run(self.concrete_function, arrays, chosen)
         if neurons_per_pass is not None and (
@@ -313,10 +340,12 @@ class Analyzer:
         parts = [self._run(self.concrete_function_many, arrays, chosen[:, i:i + step])
                  for i in range(0, chosen.shape[1], step)]
         maps = [np.concatenate(m, axis=1) for m in zip(*(p.maps() for p in parts))]
+        shares = {k: np.concatenate([p.embeddings[k] for p in parts], axis=1)
+                  for k in parts[0].embeddings}
         return Explanation(maps if len(maps) > 1 else maps[0],
                            np.concatenate([p.neuron for p in parts], axis=1),
                            np.concatenate([p.explained for p in parts], axis=1),
-                           self.absorbed_by)
+                           absorbed_by=self.absorbed_by, embeddings=shares)
 
     def _run(self, function: Any, arrays: list[np.ndarray], chosen: np.ndarray
              ) -> Explanation:
@@ -330,8 +359,15 @@ class Analyzer:
         logits = logits.numpy()
         if not (np.all(np.isfinite(logits)) and all(np.all(np.isfinite(m)) for m in maps)):
             raise diagnose(self, arrays, chosen)
-        return Explanation(maps if len(maps) > 1 else maps[0], picked.numpy(), logits,
-                           self.absorbed_by)
+        relevance, shares = self._maps_and_shares(maps)
+        return Explanation(relevance, picked.numpy(), logits, absorbed_by=self.absorbed_by,
+                           embeddings=shares)
+
+    def _maps_and_shares(self, maps: Sequence[np.ndarray]) -> tuple[Any, dict]:
+        """The compiled function's maps as (relevance, embedding shares)."""
+        n = len(self.graph.inputs)
+        inputs, shares = list(maps[:n]), dict(zip(self.embedding_names, maps[n:]))
+        return (inputs if n > 1 else inputs[0]), shares
 
     def logits(self, x: Any) -> np.ndarray:
         """The explained output for ``x`` as the analyzer computes it: before a stripped

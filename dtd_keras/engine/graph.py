@@ -12,10 +12,18 @@ where the caller asks (``expand``): :func:`expand_layer` runs the layer's own ``
 symbolic inputs, which records every sublayer call and operation as a functional graph,
 and the walk recurses into it as into a nested model. The sublayers are the model's own
 objects, so the weights stay live.
+
+Keras masks (``Embedding(mask_zero=True)`` and layers that propagate its mask) travel as
+a ``_keras_mask`` attribute of tensors, which layers such as ``MultiHeadAttention`` read
+inside ``call``. The walk makes them explicit: a mask is a tensor of the graph (the
+calls computing it are added where the model's graph does not hold them), and an
+expanded layer receives its inputs' masks as extra inputs, as Keras' ``__call__``
+would give them (:func:`input_masks`).
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +31,8 @@ from typing import Any
 
 import keras
 
-__all__ = ["SYMBOLIC_CALLS", "Call", "ComputedMask", "Graph", "expand_layer", "walk"]
+__all__ = ["SYMBOLIC_CALLS", "Call", "ComputedMask", "Graph", "expand_layer", "input_masks",
+           "walk"]
 
 SYMBOLIC_CALLS: dict[type, Callable[..., Any]] = {}
 """Layer class → ``fn(layer, *args, **kwargs)``, run instead of ``layer.call`` when the
@@ -160,23 +169,61 @@ def _output_index(functional: Any, outputs: tuple, output: int | str | None) -> 
     return output
 
 
+def input_masks(node: Any) -> list[Any]:
+    """The Keras masks (symbolic ``_keras_mask``) of the inputs of ``node`` that have one,
+    in input order: an expanded layer receives them as extra inputs."""
+    masks = [getattr(t, "_keras_mask", None) for t in node.input_tensors]
+    return [m for m in masks if m is not None]
+
+
+def _pass_masks(layer: Any, args: tuple, kwargs: dict, named: dict[int, Any]) -> dict:
+    """``kwargs`` with the ``mask`` / ``<arg>_mask`` arguments Keras' ``Layer.__call__``
+    fills in from the inputs' masks (``named``: id of a fresh input → its fresh mask)."""
+    if not named:
+        return kwargs
+    try:
+        bound = inspect.signature(layer.call).bind_partial(*args, **kwargs).arguments
+        names = inspect.signature(layer.call).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    tensors = {k: v for k, v in bound.items() if id(v) in named}
+    kwargs = dict(kwargs)
+    if len(tensors) == 1 and "mask" in names and bound.get("mask") is None:
+        kwargs["mask"] = named[id(next(iter(tensors.values())))]
+    for k, v in tensors.items():
+        if f"{k}_mask" in names and bound.get(f"{k}_mask") is None:
+            kwargs[f"{k}_mask"] = named[id(v)]
+    return kwargs
+
+
 def expand_layer(node: Any) -> Any | None:
     """The functional graph inside the layer call ``node``: the layer's own ``call`` run on
-    fresh symbolic inputs shaped like the node's. None where it cannot be seen inside
-    (its ``call`` needs concrete values, or records nothing but itself)."""
+    fresh symbolic inputs shaped like the node's (then one input per mask of
+    :func:`input_masks`, attached to its tensor as Keras would). None where it cannot be
+    seen inside (its ``call`` needs concrete values, or records nothing but itself)."""
+    from keras.src.backend import set_keras_mask
+
     layer = node.operation
     tensors = list(node.input_tensors)
     try:
         fresh = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype) for t in tensors]
+        masks, named = [], {}
+        for t, f in zip(tensors, fresh):
+            mask = getattr(t, "_keras_mask", None)
+            if mask is not None:
+                masks.append(keras.Input(batch_shape=tuple(mask.shape), dtype=mask.dtype))
+                set_keras_mask(f, masks[-1])
+                named[id(f)] = masks[-1]
         local = {id(t): f for t, f in zip(tensors, fresh)}
         args, kwargs = node.arguments.fill_in(local)
         symbolic = SYMBOLIC_CALLS.get(type(layer))
+        kwargs = _pass_masks(layer, args, kwargs, named)
         outputs = (layer.call(*args, **kwargs) if symbolic is None
                    else symbolic(layer, *args, **kwargs))
         flat = keras.tree.flatten(outputs)
         if not flat or len(flat) != len(node.output_tensors):
             return None
-        inner = keras.Model(fresh, flat, name=layer.name)
+        inner = keras.Model(fresh + masks, flat, name=layer.name)
     except Exception:  # noqa: BLE001 - any failure: the layer stays one opaque call
         return None
     ops = [n.operation for nodes in inner._nodes_by_depth.values() for n in nodes
@@ -204,28 +251,44 @@ def walk(model: Any, output: int | str | None = None,
         env: dict[int, int] = {}
         for tensor, key in zip(fn.inputs, input_keys):
             env[id(tensor)] = key
+
+        def ensure(tensor: Any) -> int:
+            """The key of ``tensor``; a Keras mask computed outside the model's graph
+            (only read from tensor attributes) is added with the calls computing it."""
+            if id(tensor) not in env:
+                operation, index, _ = tensor._keras_history
+                emit(operation._inbound_nodes[index])
+            return env[id(tensor)]
+
+        def emit(node: Any) -> None:
+            op = node.operation
+            in_keys = tuple(ensure(t) for t in node.input_tensors)
+            inner = None
+            if isinstance(op, keras.Model):
+                inner = as_functional(op)
+            elif expand is not None and isinstance(op, keras.layers.Layer) and expand(op):
+                inner = expand_layer(node)
+            if inner is not None:
+                if len(inner.inputs) > len(in_keys):  # the inputs' masks come last
+                    in_keys += tuple(ensure(m) for m in input_masks(node))
+                out_keys = visit(inner, f"{scope}{op.name}/", in_keys)
+            else:
+                out_keys = tuple(next(counter) for _ in node.output_tensors)
+                calls.append(Call(op, node, in_keys, out_keys, f"{scope}{op.name}",
+                                  scope=scope))
+            for tensor, key in zip(node.output_tensors, out_keys):
+                env[id(tensor)] = key
+                shapes[key] = tuple(tensor.shape)
+                dtypes[key] = str(tensor.dtype)
+
         for depth in sorted(fn._nodes_by_depth, reverse=True):
             for node in fn._nodes_by_depth[depth]:
-                op = node.operation
-                if isinstance(op, keras.layers.InputLayer):
+                if isinstance(node.operation, keras.layers.InputLayer):
                     continue
                 _refuse_training_mode(node, scope)
-                in_keys = tuple(env[id(t)] for t in node.input_tensors)
-                inner = None
-                if isinstance(op, keras.Model):
-                    inner = as_functional(op)
-                elif expand is not None and isinstance(op, keras.layers.Layer) and expand(op):
-                    inner = expand_layer(node)
-                if inner is not None:
-                    out_keys = visit(inner, f"{scope}{op.name}/", in_keys)
-                else:
-                    out_keys = tuple(next(counter) for _ in node.output_tensors)
-                    calls.append(Call(op, node, in_keys, out_keys, f"{scope}{op.name}",
-                                      scope=scope))
-                for tensor, key in zip(node.output_tensors, out_keys):
-                    env[id(tensor)] = key
-                    shapes[key] = tuple(tensor.shape)
-                    dtypes[key] = str(tensor.dtype)
+                if node.output_tensors and all(id(t) in env for t in node.output_tensors):
+                    continue  # already added as the source of a mask
+                emit(node)
         return tuple(env[id(t)] for t in fn.outputs)
 
     input_keys = tuple(next(counter) for _ in functional.inputs)

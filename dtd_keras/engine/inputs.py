@@ -7,13 +7,26 @@ from typing import Any
 
 import numpy as np
 
+from .tokens import ragged_error
+
 __all__ = ["check_inputs"]
 
 
-def _as_float32(item: Any, what: str) -> np.ndarray:
+def _as_array(item: Any, what: str) -> np.ndarray:
+    """``item`` as a numpy array; a named error for a ragged batch."""
     if hasattr(item, "numpy") and not isinstance(item, np.ndarray):
         item = item.numpy()  # a tf.Tensor
-    array = np.asarray(item)
+    try:
+        array = np.asarray(item)
+    except ValueError:  # numpy refuses inhomogeneous nested lists
+        raise ragged_error(item, what) from None
+    if array.dtype == object:
+        raise ragged_error(item, what)
+    return array
+
+
+def _as_float32(item: Any, what: str) -> np.ndarray:
+    array = _as_array(item, what)
     if np.iscomplexobj(array):
         raise ValueError(f"{what} holds complex numbers ({array.dtype}); models take real "
                          "numbers: pass its real part (x.real) or magnitude (np.abs(x))")
@@ -25,12 +38,7 @@ def _as_float32(item: Any, what: str) -> np.ndarray:
 def _as_integers(item: Any, what: str, dtype: str) -> np.ndarray:
     """An integer/boolean model input (token ids, a mask) as ``dtype``: integer values
     only, never floats silently truncated."""
-    if hasattr(item, "numpy") and not isinstance(item, np.ndarray):
-        item = item.numpy()
-    array = np.asarray(item)
-    if array.dtype == object:
-        raise ValueError(f"{what} is ragged or holds objects ({array.dtype}); pad every "
-                         "sequence to one length (and pass a padding mask) first")
+    array = _as_array(item, what)
     if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
         raise ValueError(f"{what} takes {dtype} values (token ids, positions or a mask), got "
                          f"{array.dtype}: float inputs are not ids; pass integers")

@@ -100,8 +100,13 @@ def top_relevance(logits: Tensor, chosen: Tensor, explained: Tensor, count: Tens
 
 def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
              input_keys: Sequence[int], copies: Tensor | None = None,
-             inspect: Callable | None = None) -> tuple[Tensor, ...]:
+             inspect: Callable | None = None, shares: dict | None = None
+             ) -> tuple[Tensor, ...]:
     """Relevance of every model input, from ``top`` at the explained tensor.
+
+    ``shares``: if given, filled with the share of every embedding that reports one
+    apart from the input maps (``step.reports_share`` and not ``step.is_token``: position
+    and segment embeddings), keyed by ``step.share_name``.
 
     ``copies``: ``top`` stacks that many relevance sets (see the module docstring).
     ``inspect(step, rule, lower)``, if given, sees each call's input relevance. Without
@@ -111,15 +116,19 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
     finds the layer."""
     if inspect is None:
         with deferred_overflow_check() as flags:
-            maps = _backward(steps, values, explained_key, top, input_keys, copies, None)
+            maps = _backward(steps, values, explained_key, top, input_keys, copies, None,
+                             shares)
         bad = overflowed(flags)
+        if shares:
+            shares.update((k, tf.where(bad, tf.constant(np.nan, m.dtype), m))
+                          for k, m in shares.items())
         return tuple(tf.where(bad, tf.constant(np.nan, m.dtype), m) for m in maps)
-    return _backward(steps, values, explained_key, top, input_keys, copies, inspect)
+    return _backward(steps, values, explained_key, top, input_keys, copies, inspect, shares)
 
 
 def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
               input_keys: Sequence[int], copies: Tensor | None,
-              inspect: Callable | None) -> tuple[Tensor, ...]:
+              inspect: Callable | None, shares: dict | None = None) -> tuple[Tensor, ...]:
     def zeros(key: int) -> Tensor:  # float32 also for integer tensors (token ids)
         value = values[key]
         zero = tf.zeros_like(value) if value.dtype.is_floating else tf.zeros(
@@ -130,9 +139,13 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
     for step, rule in reversed(steps):
         call = step.call
         upper = [relevance.pop(k, None) for k in call.outputs]
-        if all(r is None for r in upper):
+        reported = (shares is not None and getattr(step, "reports_share", False)
+                    and not step.is_token)
+        if all(r is None for r in upper) and not reported:
             continue
         upper = [zeros(k) if r is None else r for k, r in zip(call.outputs, upper)]
+        if reported:  # an embedding's share, apart from the input maps
+            shares[step.share_name] = step.share(upper)
         inputs = [_late(values, k, upper) for k in call.inputs]
         outputs = [_late(values, k, upper) for k in call.outputs]
         extra = {} if _kept(step) not in values else {"kept": _late(values, _kept(step), upper)}

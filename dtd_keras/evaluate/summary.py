@@ -71,7 +71,8 @@ def _concatenate(explanations: Sequence[Explanation]) -> Explanation:
         relevance = np.concatenate(maps)
     return Explanation(relevance, np.concatenate([e.neuron for e in explanations]),
                        np.concatenate([e.explained for e in explanations]),
-                       tuple(dict.fromkeys(n for e in explanations for n in e.absorbed_by)))
+                       absorbed_by=tuple(dict.fromkeys(n for e in explanations
+                                                       for n in e.absorbed_by)))
 
 
 def summary(source: Any, x: Any = None, *, neuron: Any = None, rtol: float = 1e-4,
