@@ -77,6 +77,9 @@ class Gradient(Analyzer):
         self.trace_count = 0
         self._sizes_checked: set[tuple] = set()
         self.rules, self.domains = {}, {}
+        # token models: maps per integer input (see the class docstring), no separate shares
+        self.token_input, self.token_relevance, self.token_key = None, "sum", None
+        self.embedding_names: list[str] = []
         self._output = output
         self._steps, self._heads, self._embeddings = [], [], {}
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,10 +46,21 @@ def _as_integers(item: Any, what: str, dtype: str) -> np.ndarray:
 
 
 def check_inputs(graph: Any, domains: Sequence[Any], x: Any) -> list[np.ndarray]:
-    """``x`` validated against the model ``graph`` and the declared ``domains``: one
+    """``x`` (an array, a list of arrays in the model's input order, or a dict keyed by input
+    names) validated against the model ``graph`` and the declared ``domains``: one
     array per model input, float32 (or the input's integer/boolean dtype, for token ids
     and masks). Errors name the input and what is wrong."""
     n = len(graph.inputs)
+    if isinstance(x, Mapping):  # {input name: array}, as keras-hub models take them
+        names = list(graph.input_names)
+        missing = [k for k in names if k not in x]
+        unknown = sorted(str(k) for k in x if k not in names)
+        if missing or unknown:
+            raise ValueError(f"the model's inputs are {names}; the dict given "
+                             + (f"lacks {missing}" if missing else "")
+                             + (" and " if missing and unknown else "")
+                             + (f"has unknown keys {unknown}" if unknown else ""))
+        x = [x[k] for k in names] if n > 1 else x[names[0]]
     items = list(x) if (n > 1 and isinstance(x, (list, tuple))) else [x]
     if len(items) != n:
         raise ValueError(f"the model has {n} inputs; pass a list of {n} arrays, "
