@@ -84,3 +84,39 @@ def test_a_layer_that_cannot_be_seen_inside_is_refused_by_name():
     model = keras.Model(x, L.Dense(2)(Opaque(name="opaque")(L.Dense(3)(x))))
     with pytest.raises(dk.UnsupportedLayerError, match=r"'opaque' \(Opaque\)"):
         dk.LRP(model)
+
+
+class TokenAndPosition(L.Layer):
+    """Token and position embeddings, positions computed from ``keras.ops.arange``
+    (``fixed=False``) or from the ids themselves (``fixed=True``)."""
+
+    def __init__(self, fixed, **kwargs):
+        super().__init__(**kwargs)
+        self.fixed = fixed
+        self.tokens = L.Embedding(20, 8, name="tokens")
+        self.positions = L.Embedding(6, 8, name="positions")
+
+    def call(self, ids):
+        if self.fixed:
+            where = keras.ops.cumsum(keras.ops.ones_like(ids), axis=1) - 1
+        else:
+            where = keras.ops.arange(keras.ops.shape(ids)[-1])
+        return self.tokens(ids) + self.positions(where)
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_a_sublayer_run_on_constants_is_refused_and_the_rewrite_explained(fixed):
+    keras.utils.set_random_seed(2)
+    ids = keras.Input((6,), dtype="int32")
+    h = TokenAndPosition(fixed, name="embed")(ids)
+    model = keras.Model(ids, L.Dense(2)(L.GlobalAveragePooling1D()(h)))
+    if not fixed:  # the position table would be frozen into a constant, its share lost
+        with pytest.raises(dk.UnsupportedLayerError,
+                           match=r"'embed' \(TokenAndPosition\).*'positions' \(Embedding\)"
+                                 r".*keras.ops.arange"):
+            dk.create_analyzer("attn_lrp", model)
+        return
+    x = np.random.default_rng(0).integers(0, 20, (2, 6)).astype("int32")
+    e = dk.LRP(model, rules.Epsilon(0.0)).explain(x)
+    assert e.relevance.shape == (2, 6) and set(e.embeddings) == {"embed/positions"}
+    assert np.abs(e.embeddings["embed/positions"]).sum() > 0  # reported, not folded in

@@ -23,6 +23,7 @@ would give them (:func:`input_masks`).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 __all__ = ["SYMBOLIC_CALLS", "Call", "ComputedMask", "Graph", "expand_layer", "input_masks",
            "walk"]
@@ -67,6 +69,7 @@ class Call:
     scope: str = ""
     folded: Any = None  # a BatchNormalization merged into this call by a canonizer
     padding: Any = None  # a ZeroPadding layer merged into this call by a canonizer
+    note: str = ""  # why the analyzer could not see inside this layer, where it knows
 
     @property
     def description(self) -> str:
@@ -200,7 +203,35 @@ def expand_layer(node: Any) -> Any | None:
     """The functional graph inside the layer call ``node``: the layer's own ``call`` run on
     fresh symbolic inputs shaped like the node's (then one input per mask of
     :func:`input_masks`, attached to its tensor as Keras would). None where it cannot be
-    seen inside (its ``call`` needs concrete values, or records nothing but itself)."""
+    seen inside (its ``call`` needs concrete values, runs a sublayer with weights on
+    values that are no input of it, or records nothing but itself)."""
+    return _expand(node)[0]
+
+
+@contextlib.contextmanager
+def _eager_sublayer_calls(layer: Any):
+    """Within: the sublayers with weights that ``layer``'s call runs on concrete values
+    (e.g. a position embedding on ``keras.ops.arange``): their result would be frozen into
+    a constant, its relevance lost and its weights no longer followed."""
+    seen: list[Any] = []
+    patched = [s for s in layer._flatten_layers(include_self=False) if s.weights]
+    for sub in patched:
+        def call(*args: Any, _sub: Any = sub, _call: Any = sub.call, **kwargs: Any) -> Any:
+            if tf.executing_eagerly() and not any(
+                    isinstance(t, keras.KerasTensor) for t in keras.tree.flatten((args, kwargs))):
+                seen.append(_sub)
+            return _call(*args, **kwargs)
+
+        sub.__dict__["call"] = call
+    try:
+        yield seen
+    finally:
+        for sub in patched:
+            sub.__dict__.pop("call", None)
+
+
+def _expand(node: Any) -> tuple[Any | None, str]:
+    """:func:`expand_layer`, and why not where it cannot (a note for the refusal)."""
     from keras.src.backend import set_keras_mask
 
     layer = node.operation
@@ -218,19 +249,27 @@ def expand_layer(node: Any) -> Any | None:
         args, kwargs = node.arguments.fill_in(local)
         symbolic = SYMBOLIC_CALLS.get(type(layer))
         kwargs = _pass_masks(layer, args, kwargs, named)
-        outputs = (layer.call(*args, **kwargs) if symbolic is None
-                   else symbolic(layer, *args, **kwargs))
+        with _eager_sublayer_calls(layer) as eager:
+            outputs = (layer.call(*args, **kwargs) if symbolic is None
+                       else symbolic(layer, *args, **kwargs))
+        if eager:
+            names = ", ".join(f"'{s.name}' ({type(s).__name__})" for s in eager)
+            return None, (f"its call runs the sublayer {names} on values that are no input of "
+                          "the layer (e.g. positions from keras.ops.arange): its output would "
+                          "be frozen into a constant and its relevance lost; compute them from "
+                          "the inputs (e.g. keras.ops.cumsum(keras.ops.ones_like(ids), axis=1)"
+                          " - 1) or register a behaviour for the layer")
         flat = keras.tree.flatten(outputs)
         if not flat or len(flat) != len(node.output_tensors):
-            return None
+            return None, ""
         inner = keras.Model(fresh + masks, flat, name=layer.name)
     except Exception:  # noqa: BLE001 - any failure: the layer stays one opaque call
-        return None
+        return None, ""
     ops = [n.operation for nodes in inner._nodes_by_depth.values() for n in nodes
            if not isinstance(n.operation, keras.layers.InputLayer)]
     if not ops or any(op is layer for op in ops):
-        return None
-    return inner
+        return None, ""
+    return inner, ""
 
 
 def walk(model: Any, output: int | str | None = None,
@@ -263,11 +302,11 @@ def walk(model: Any, output: int | str | None = None,
         def emit(node: Any) -> None:
             op = node.operation
             in_keys = tuple(ensure(t) for t in node.input_tensors)
-            inner = None
+            inner, note = None, ""
             if isinstance(op, keras.Model):
                 inner = as_functional(op)
             elif expand is not None and isinstance(op, keras.layers.Layer) and expand(op):
-                inner = expand_layer(node)
+                inner, note = _expand(node)
             if inner is not None:
                 if len(inner.inputs) > len(in_keys):  # the inputs' masks come last
                     in_keys += tuple(ensure(m) for m in input_masks(node))
@@ -275,7 +314,7 @@ def walk(model: Any, output: int | str | None = None,
             else:
                 out_keys = tuple(next(counter) for _ in node.output_tensors)
                 calls.append(Call(op, node, in_keys, out_keys, f"{scope}{op.name}",
-                                  scope=scope))
+                                  scope=scope, note=note))
             for tensor, key in zip(node.output_tensors, out_keys):
                 env[id(tensor)] = key
                 shapes[key] = tuple(tensor.shape)

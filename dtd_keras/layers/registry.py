@@ -167,8 +167,10 @@ def relevance_for(call: Call, graph: Graph, index: int, **options: Any) -> Layer
     factory = LAYER_RELEVANCE.get(type(call.operation))
     if factory is None:
         kind = "layer" if isinstance(call.operation, keras.layers.Layer) else "operation"
+        why = f": {call.note}" if call.note else ""
         error = refusal(
-            f"{kind} {call.description} ({position(call, graph, index)}) has no relevance rule",
+            f"{kind} {call.description} ({position(call, graph, index)}) has no relevance "
+            f"rule{why}",
             "Supported: " + ", ".join(sorted({c.__name__ for c in LAYER_RELEVANCE}))
             + ". Register one with dk.register_layer(LayerClass, relevance); see README, "
             "'Custom layers'")
