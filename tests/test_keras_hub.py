@@ -316,3 +316,7 @@ def test_backbones_explained_end_to_end(which, gpt2, vit):
     np.testing.assert_allclose(analyzer.predict(x), expected, rtol=1e-4, atol=1e-4)
     explanation = analyzer.explain(x)
     assert all(np.isfinite(m).all() for m in explanation.maps())
+    positions = [k for k in explanation.embeddings if k.endswith("position_embedding")
+                 or k.endswith("_positions")]
+    assert positions, sorted(explanation.embeddings)  # the position share is reported apart
+    assert all(np.abs(explanation.embeddings[k]).sum() > 0 for k in positions)

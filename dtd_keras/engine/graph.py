@@ -24,6 +24,7 @@ would give them (:func:`input_masks`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import itertools
 from collections.abc import Callable
@@ -216,6 +217,7 @@ def _eager_sublayer_calls(layer: Any):
     seen: list[Any] = []
     patched = [s for s in layer._flatten_layers(include_self=False) if s.weights]
     for sub in patched:
+        @functools.wraps(sub.call)  # its signature stays readable (inspect.signature)
         def call(*args: Any, _sub: Any = sub, _call: Any = sub.call, **kwargs: Any) -> Any:
             if tf.executing_eagerly() and not any(
                     isinstance(t, keras.KerasTensor) for t in keras.tree.flatten((args, kwargs))):

@@ -43,6 +43,7 @@ models take sequences of any length (``None``) and these calls compute on the le
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import Any
 
 import keras
@@ -52,10 +53,12 @@ from keras import ops
 from ..engine.domains import REAL
 from ..engine.graph import SYMBOLIC_CALLS, Call, ComputedMask, Graph
 from ..layers.base import LayerRelevance, Reindex, refusal
+from ..layers.embedding import PositionTable as EmbeddingPositionTable
 from ..layers.linear import DenseLinear, Linear
 from ..rules import Epsilon
 
-__all__ = ["PositionTable", "ReverseEmbedding", "RMSPassThrough", "RotaryLinear", "layers"]
+__all__ = ["PositionTable", "ReverseEmbedding", "RMSPassThrough", "RotaryLinear", "ViTPositions",
+           "layers"]
 
 Tensor = Any
 LRP_0 = Epsilon(0.0)
@@ -110,16 +113,22 @@ def reversible_embedding(call: Call, graph: Graph, **options: Any) -> LayerRelev
     return lookup(call, graph, **options)
 
 
-class PositionTable(LayerRelevance):
-    """A table read by position (``PositionEmbedding``, a ViT's position embedding): the
-    output depends on the input's shape, not its values. The input gets no relevance
-    (``None``); what reaches the table is the position share."""
+class PositionTable(EmbeddingPositionTable):
+    """keras-hub's ``PositionEmbedding``: a learned table read by position; its output
+    depends on the input's shape, not its values. The input gets no relevance; what
+    reaches the table is the position share (``Explanation.embeddings``)."""
 
-    def relevance(self, inputs, outputs, relevances, rule=None):
-        return [None for _ in inputs]
+    @property
+    def table_length(self) -> int:
+        return int(self.layer.sequence_length)
 
-    def relevance_many(self, inputs, outputs, relevances, rule, copies):
-        return [None for _ in inputs]
+
+class ViTPositions(EmbeddingPositionTable):
+    """A ViT's position embedding (:class:`PositionLookup`): its share is reported."""
+
+    @property
+    def table_length(self) -> int:
+        return int(self.layer.owner.position_embedding.input_dim)
 
 
 # --- rotary embedding ------------------------------------------------------------------------
@@ -214,7 +223,8 @@ def _cacheless_specs(layer: Any):
     output spec like a plain ``MultiHeadAttention`` (whose spec takes no cache)."""
     patched = []
     for inner in layer._flatten_layers(include_self=False):
-        if "cache" not in inner.call.__code__.co_varnames or not hasattr(inner, "_query_dense"):
+        if ("cache" not in inspect.signature(inner.call).parameters
+                or not hasattr(inner, "_query_dense")):
             continue
 
         def spec(*args: Any, _inner: Any = inner, cache: Any = None,
@@ -285,7 +295,7 @@ def layers() -> dict[type, Any]:
         keras_hub.layers.RotaryEmbedding: RotaryLinear,
         keras_hub.layers.RMSNormalization: RMSPassThrough,
         PrependToken: Reindex,
-        PositionLookup: PositionTable,
+        PositionLookup: ViTPositions,
     }
     if hasattr(keras.layers, "ReversibleEmbedding"):
         table.setdefault(keras.layers.ReversibleEmbedding, reversible_embedding)
