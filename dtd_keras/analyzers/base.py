@@ -253,6 +253,12 @@ class Analyzer:
         return self._function
 
     @property
+    def input_names(self) -> list[str]:
+        """The model inputs' names, in the order of :meth:`analyze`'s list of maps (inputs
+        may be given as a dict keyed by these names)."""
+        return list(self.graph.input_names)
+
+    @property
     def input_specs(self) -> tuple[tf.TensorSpec, ...]:
         """One spec per model input, batch dimension free: float32, or the input's own
         integer/boolean dtype (token ids, masks)."""
