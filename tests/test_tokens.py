@@ -26,9 +26,9 @@ def _token_model(seq=SEQ, bias=True):
         keras.layers.Embedding(2, DIM, embeddings_initializer=init, name="segment")(seg),
         keras.layers.Embedding(SEQ, DIM, embeddings_initializer=init, name="pos")(positions)])
     binit = "random_uniform" if bias else "zeros"
-    h = keras.layers.Dense(5, activation="relu", bias_initializer=binit)(x)
+    h = keras.layers.Dense(5, activation="relu", bias_initializer=binit, name="hidden")(x)
     p = keras.layers.GlobalAveragePooling1D()(h, mask=mask)
-    out = keras.layers.Dense(3, bias_initializer=binit)(p)
+    out = keras.layers.Dense(3, bias_initializer=binit, name="top")(p)
     return keras.Model([ids, seg, mask], out)
 
 
@@ -55,8 +55,8 @@ def explanation(analyzer):
 
 def test_token_and_embedding_shares_match_the_reference(model, explanation):
     tok, segment, pos = (model.get_layer(n).embeddings.numpy() for n in ("tok", "segment", "pos"))
-    W1, b1 = model.get_layer("dense").get_weights()
-    W2, b2 = model.get_layer("dense_1").get_weights()
+    W1, b1 = model.get_layer("hidden").get_weights()
+    W2, b2 = model.get_layer("top").get_weights()
     positions = np.broadcast_to(np.arange(SEQ), IDS.shape)
     assert set(explanation.embeddings) == {"segment", "pos"}
     for i in range(len(IDS)):

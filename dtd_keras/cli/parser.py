@@ -10,7 +10,8 @@ __all__ = ["PRESET_NAMES", "PROG", "build_parser"]
 PROG = "dtd-keras"
 
 PRESET_NAMES: tuple[str, ...] = (
-    "deep_taylor", "deep_taylor.bounded", "gradient", "input_t_gradient", "input_x_gradient",
+    "attn_lrp", "cp_lrp", "deep_taylor", "deep_taylor.bounded", "gradient", "input_t_gradient",
+    "input_x_gradient",
     "lrp.alpha_1_beta_0", "lrp.alpha_2_beta_1", "lrp.composite", "lrp.epsilon", "lrp.flat",
     "lrp.gamma", "lrp.w_square", "lrp.z", "lrp.z_plus",
 )
