@@ -165,12 +165,13 @@ class DotProductAttentionRelevance(LayerRelevance):
         padded = logits if keep is None else tf.where(keep, logits, -0.7 * 3.38953e38)
         probs = tf.nn.softmax(padded, axis=-1)
         eps = _epsilon(self)
+        out = tf.cast(outputs[0], tf.float32)  # A·v as the forward pass computed it
         if self.mode == "cp_lrp":
-            found = {"value": constant_left_relevance(p["mix"], probs, v, upper, eps)}
+            found = {"value": constant_left_relevance(p["mix"], probs, v, upper, eps, out)}
         else:
-            r_probs, r_v = bilinear_relevance(p["mix"], probs, v, upper, eps)
+            r_probs, r_v = bilinear_relevance(p["mix"], probs, v, upper, eps, out)
             r_logits = softmax_relevance(padded, probs, r_probs, -1, keep)
-            r_q, r_k = bilinear_relevance(p["scores"], q, k, r_logits, eps)
+            r_q, r_k = bilinear_relevance(p["scores"], q, k, r_logits, eps, logits)
             found = {"query": r_q, "key": r_k, "value": r_v}
         return self._to_inputs(found, inputs)
 
@@ -285,14 +286,14 @@ class Bilinear(LayerRelevance):
 
     def relevance(self, inputs, outputs, relevances, rule=None):
         a, b = inputs
-        eps = _epsilon(self)
+        eps, z = _epsilon(self), outputs[0]  # z: the product as the forward pass computed it
         if self.mode == "cp_lrp" and self.softmax_side == 0:
-            return [None, constant_left_relevance(self._product, a, b, relevances[0], eps)]
+            return [None, constant_left_relevance(self._product, a, b, relevances[0], eps, z)]
         if self.mode == "cp_lrp" and self.softmax_side == 1:
             def swapped(x: Tensor, y: Tensor) -> Tensor:
                 return self._product(y, x)
-            return [constant_left_relevance(swapped, b, a, relevances[0], eps), None]
-        return list(bilinear_relevance(self._product, a, b, relevances[0], eps))
+            return [constant_left_relevance(swapped, b, a, relevances[0], eps, z), None]
+        return list(bilinear_relevance(self._product, a, b, relevances[0], eps, z))
 
 
 class ConstantProduct(Linear):

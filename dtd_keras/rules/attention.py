@@ -70,20 +70,25 @@ def softmax_relevance(x: Tensor, s: Tensor, relevance: Tensor,
 
 
 def _products(f: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor,
-              relevance: Tensor, epsilon: float, watch: Sequence[Tensor]) -> list[Tensor]:
-    """``t ⊙ ∇_t(f(a, b) · R/ẑ)`` for each ``t`` in ``watch`` (one forward, one backward)."""
+              relevance: Tensor, epsilon: float, watch: Sequence[Tensor],
+              z: Tensor | None = None) -> list[Tensor]:
+    """``t ⊙ ∇_t(f(a, b) · R/ẑ)`` for each ``t`` in ``watch`` (one forward, one backward).
+    ``z``: ``f(a, b)`` where the caller has it already (the forward pass's value): the
+    product's gradient does not read its output, so the repeated forward is then dropped
+    from the compiled graph."""
     watch = list(watch)
     with tf.GradientTape() as tape:
         tape.watch(watch)
-        z = f(a, b)
+        product = f(a, b)
+    z = product if z is None else z
     s = safe_divide(relevance, stabilize(z, epsilon))
-    grads = tape.gradient(z, watch, output_gradients=s)
+    grads = tape.gradient(product, watch, output_gradients=s)
     return [t * (tf.zeros_like(t) if g is None else g) for t, g in zip(watch, grads)]
 
 
 def bilinear_relevance(f: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor,
-                       relevance: Tensor, epsilon: float = BILINEAR_EPSILON
-                       ) -> tuple[Tensor, Tensor]:
+                       relevance: Tensor, epsilon: float = BILINEAR_EPSILON,
+                       z: Tensor | None = None) -> tuple[Tensor, Tensor]:
     r"""AttnLRP's uniform rule for ``z = f(a, b)``, bilinear in ``(a, b)``:
     :math:`R_a = \tfrac12 a \odot \nabla_a(f(a,b) \cdot R/\hat z)`, ``R_b`` alike.
 
@@ -91,16 +96,17 @@ def bilinear_relevance(f: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tens
     a bias inside ``f`` absorbs its share. Zero ``ẑ`` (only with ``ε = 0``) passes none.
     """
     a, b = tf.identity(a), tf.identity(b)
-    r_a, r_b = _products(f, a, b, relevance, epsilon, (a, b))
+    r_a, r_b = _products(f, a, b, relevance, epsilon, (a, b), z)
     return 0.5 * r_a, 0.5 * r_b
 
 
 def constant_left_relevance(f: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor,
-                            relevance: Tensor, epsilon: float = BILINEAR_EPSILON) -> Tensor:
+                            relevance: Tensor, epsilon: float = BILINEAR_EPSILON,
+                            z: Tensor | None = None) -> Tensor:
     r"""CP-LRP for ``z = f(a, b)`` with ``a`` (the attention probabilities) held constant:
     :math:`R_b = b \odot \nabla_b(f(a,b) \cdot R/\hat z)`, and ``a`` gets none.
 
     Linear in ``b``: LRP-ε on the value path, conservative up to ε.
     """
     b = tf.identity(b)
-    return _products(f, a, b, relevance, epsilon, (b,))[0]
+    return _products(f, a, b, relevance, epsilon, (b,), z)[0]
