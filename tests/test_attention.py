@@ -265,3 +265,37 @@ def test_bad_configurations_are_refused():
     everywhere = keras.layers.Flatten()(ops.softmax(keras.layers.Dense(2)(x), axis=None))
     with pytest.raises(UnsupportedLayerError, match=r"Softmax.*all axes.*\(None, 4, 2\)"):
         AttnLRP(keras.Model(x, keras.layers.Dense(2)(everywhere)))
+
+
+def test_a_product_of_two_signals_splits_half_and_half_under_the_attention_analyzers():
+    """A gated MLP ``(x·W₁) ⊙ silu(x·W₂)``: the uniform rule gives each factor half of
+    each product's relevance (``a·b/ẑ ≈ 1``); plain LRP cannot tell signal from gate."""
+    keras.utils.set_random_seed(4)
+    x = keras.Input((5,))
+    up = keras.layers.Dense(6, name="up")(x)
+    gate = keras.layers.Dense(6, activation="silu", name="gate")(x)
+    product = keras.layers.Multiply(name="product")([up, gate])
+    model = keras.Model(x, keras.layers.Dense(2, name="down")(product))
+    with pytest.raises(dk.UnsupportedLayerError, match=r"'product' \(Multiply\).*attn_lrp"):
+        dk.LRP(model)
+    inputs = np.random.default_rng(3).normal(size=(3, 5)).astype("float32")
+    seen = {}
+
+    def inspect(step, rule, lower):
+        if step.call.name == "product":
+            seen["lower"] = [np.asarray(r) for r in lower]
+
+    analyzer = AttnLRP(model, "attn_lrp")
+    e = analyzer.explain(inputs)
+    values = analyzer._forward_values([tf.constant(inputs)])
+    chosen = tf.constant(e.neuron)
+    analyzer._relevance_graph((tf.constant(inputs),), chosen, inspect=inspect)
+    r_up, r_gate = seen["lower"]
+    np.testing.assert_allclose(r_up, r_gate, rtol=1e-4, atol=1e-7)
+    # together they are the product's relevance: LRP-ε of `down` on the product
+    w, b = (np.asarray(v, np.float64) for v in model.get_layer("down").weights)
+    prod = np.asarray(values[analyzer.graph.calls[-1].inputs[0]], np.float64)
+    top = np.zeros((3, 2))
+    top[np.arange(3), e.neuron] = e.explained
+    want = np.stack([ref.epsilon(w, b, prod[n], top[n], EPS) for n in range(3)])
+    np.testing.assert_allclose(r_up + r_gate, want, rtol=1e-4, atol=1e-6)

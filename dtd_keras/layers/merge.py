@@ -12,10 +12,13 @@ Add
     ``|x_k| / Σ |x_k'|`` instead, so it stays finite. Constants added in functional
     code (``x + 1.0``) act like a bias and absorb their share.
 Multiply (gating, e.g. squeeze-and-excitation)
-    All relevance goes to the signal branch, none to the gate. The signal is the input
-    with the output's full shape; the gate is the broadcast one (or, if both are full,
-    a mask cast from integers, else the one produced by a sigmoid). ``x * constant``
-    passes relevance unchanged (an elementwise rescaling). Concatenate is a :class:`~.base.Reindex`.
+    All relevance goes to the signal branch, none to the gate. Under the attention
+    analyzers (``attn_lrp``, ``cp_lrp``) a product of two signals that cannot be told
+    apart (a gated MLP: ``x·W₁ ⊙ silu(x·W₂)``) gets AttnLRP's uniform rule, half each.
+    The signal is the input with the output's full shape; the gate is the broadcast one
+    (or, if both are full, a mask cast from integers, else the one produced by a
+    sigmoid). ``x * constant`` passes relevance unchanged (an elementwise rescaling).
+    Concatenate is a :class:`~.base.Reindex`.
 Average (``keras.layers.Average``)
     Like Add: ``R_k = c_k / (Σ_k' c_k') · R`` with the same ``add`` option (the factor
     ``1/n`` of the mean cancels between each branch's term ``x_k/n`` and their sum).
@@ -47,6 +50,7 @@ from ..engine.domains import POSITIVE, REAL
 from ..engine.graph import Call, Graph
 from ..engine.propagation import safe_divide
 from ..errors import UnsupportedLayerError
+from ..rules.attention import BILINEAR_EPSILON, bilinear_relevance
 from .activations import activation_name
 from .base import LayerRelevance, Reindex
 
@@ -168,10 +172,14 @@ class Gate(LayerRelevance):
             self.signal = 0 if _from_integers(graph, call.inputs[1]) else 1
         elif _from_sigmoid(graph, call.inputs[0]) != _from_sigmoid(graph, call.inputs[1]):
             self.signal = 1 if _from_sigmoid(graph, call.inputs[0]) else 0
+        elif options.get("attention") in ("attn_lrp", "cp_lrp"):
+            self.signal = None  # a product of two signals (a gated MLP): the uniform rule
         else:
             raise UnsupportedLayerError(
                 f"layer {call.description}: cannot tell the signal from the gate (both "
-                "inputs have the output's shape and neither comes from a sigmoid)")
+                "inputs have the output's shape and neither comes from a sigmoid); the "
+                "attention analyzers (dk.create_analyzer('attn_lrp', model)) split such a "
+                "product of two signals half and half (AttnLRP's uniform rule)")
 
     def domains(self, domains):
         if len(domains) == 1 and domains[0] is POSITIVE:  # x * constant: ℝ₊ if constant ≥ 0
@@ -183,6 +191,10 @@ class Gate(LayerRelevance):
         return [POSITIVE if all(d is POSITIVE for d in domains) else REAL]
 
     def relevance(self, inputs, outputs, relevances, rule=None):
+        if self.signal is None:  # two signals: R_a = ½ a ⊙ ∇_a(a·b · R/ẑ), R_b alike
+            return list(bilinear_relevance(tf.multiply, inputs[0], inputs[1], relevances[0],
+                                           self.options.get("attention_epsilon", BILINEAR_EPSILON),
+                                           outputs[0]))
         result = [tf.zeros_like(x) for x in inputs]
         result[self.signal] = relevances[0]
         return result
