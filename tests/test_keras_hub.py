@@ -286,7 +286,7 @@ def test_hugging_face_bert_explained_with_its_own_forward(hf_bert, bert_batch):
 
 
 @needs_stock
-@pytest.mark.parametrize("which", ["bert_classifier", "vit_classifier", "gpt2"])
+@pytest.mark.parametrize("which", ["bert_classifier", "vit_classifier", "gpt2", "llama"])
 def test_backbones_explained_end_to_end(which, gpt2, vit):
     rng = np.random.default_rng(9)
     if which == "bert_classifier":
@@ -304,18 +304,25 @@ def test_backbones_explained_end_to_end(which, gpt2, vit):
         x = rng.normal(size=(2, 8, 8, 1)).astype("float32")
         expected, output = np.asarray(model(x)), None
     else:
-        model = gpt2
+        decoder = gpt2 if which == "gpt2" else keras_hub.models.LlamaBackbone(
+            vocabulary_size=23, num_layers=1, num_query_heads=2, num_key_value_heads=1,
+            hidden_dim=16, intermediate_dim=32)  # RMSNorm, rotary, GQA, a gated MLP
         x = {"token_ids": rng.integers(0, 23, (2, 5)).astype("int32"),
              "padding_mask": np.ones((2, 5), "int32")}
-        expected, output = np.asarray(model(x))[:, -1], None
+        hidden, output = np.asarray(decoder(x))[:, -1], None
         x_in = {k: keras.Input((None,), dtype="int32", name=k) for k in x}
-        last = keras.layers.Lambda(lambda t: t[:, -1])(gpt2(x_in))
-        model = keras.Model(x_in, gpt2.token_embedding(last, reverse=True))
-        expected = expected @ np.asarray(gpt2.token_embedding.embeddings).T
+        last = keras.layers.Lambda(lambda t: t[:, -1])(decoder(x_in))
+        model = keras.Model(x_in, decoder.token_embedding(last, reverse=True))
+        embedding = decoder.token_embedding  # tied (GPT-2) or its own output table (Llama)
+        table = (np.asarray(embedding.embeddings).T if embedding.tie_weights
+                 else np.asarray(embedding.reverse_embeddings))
+        expected = hidden @ table
     analyzer = _analyzer(model, **({} if output is None else {"output": output}))
     np.testing.assert_allclose(analyzer.predict(x), expected, rtol=1e-4, atol=1e-4)
     explanation = analyzer.explain(x)
     assert all(np.isfinite(m).all() for m in explanation.maps())
+    if which == "llama":  # rotary: positions rotate the queries and keys, no table
+        return
     positions = [k for k in explanation.embeddings if k.endswith("position_embedding")
                  or k.endswith("_positions")]
     assert positions, sorted(explanation.embeddings)  # the position share is reported apart
