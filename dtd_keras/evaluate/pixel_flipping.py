@@ -44,16 +44,9 @@ MIN_PATCHES = 16
 
 
 @dataclass(frozen=True)
-class PixelFlipping:
-    """The perturbation curves and their AOPC.
-
-    ``curves`` / ``random_curves``: ``(N, steps + 1)`` explained logit after ``k``
-    patches perturbed (MoRF / random order; averaged over ``seeds``); ``curve`` /
-    ``random_curve`` their mean over samples. ``aopc`` / ``aopc_random`` the area over
-    the curve (module docstring) averaged over samples, ``aopc_per_sample`` /
-    ``aopc_random_per_sample`` per sample; ``aopc_curve`` the AOPC as a function of the
-    number of steps ``L`` (Samek et al.'s plots).
-    """
+class DeletionCurves:
+    """What a deletion metric measures (pixel flipping, token deletion): the curves and
+    their AOPC, most relevant first against a random order, per sample and on average."""
 
     aopc: float
     aopc_random: float
@@ -66,6 +59,24 @@ class PixelFlipping:
     aopc_curve: np.ndarray
     aopc_random_curve: np.ndarray
     neuron: np.ndarray
+
+    def _headline(self) -> dict[str, Any]:
+        return {"aopc": self.aopc, "aopc_random": self.aopc_random,
+                "curve": self.curve.tolist(), "random_curve": self.random_curve.tolist()}
+
+
+@dataclass(frozen=True)
+class PixelFlipping(DeletionCurves):
+    """The perturbation curves and their AOPC.
+
+    ``curves`` / ``random_curves``: ``(N, steps + 1)`` explained logit after ``k``
+    patches perturbed (MoRF / random order; averaged over ``seeds``); ``curve`` /
+    ``random_curve`` their mean over samples. ``aopc`` / ``aopc_random`` the area over
+    the curve (module docstring) averaged over samples, ``aopc_per_sample`` /
+    ``aopc_random_per_sample`` per sample; ``aopc_curve`` the AOPC as a function of the
+    number of steps ``L`` (Samek et al.'s plots).
+    """
+
     patch_size: tuple[int, ...]
     steps: int
     perturbation: Any
@@ -73,9 +84,7 @@ class PixelFlipping:
 
     def to_dict(self) -> dict[str, Any]:
         """The headline numbers and mean curves (JSON-ready)."""
-        return {"aopc": self.aopc, "aopc_random": self.aopc_random,
-                "curve": self.curve.tolist(), "random_curve": self.random_curve.tolist(),
-                "patch_size": list(self.patch_size), "steps": self.steps,
+        return {**self._headline(), "patch_size": list(self.patch_size), "steps": self.steps,
                 "perturbation": self.perturbation, "seeds": list(self.seeds)}
 
     def plot(self) -> Any:

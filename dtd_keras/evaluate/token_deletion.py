@@ -25,13 +25,13 @@ import numpy as np
 
 from ..explanation import Explanation
 from ._common import LogitFunction, figure, positive_int
-from .pixel_flipping import _aopc, _seed_tuple
+from .pixel_flipping import DeletionCurves, _aopc, _seed_tuple
 
 __all__ = ["TokenDeletion", "token_deletion"]
 
 
 @dataclass(frozen=True)
-class TokenDeletion:
+class TokenDeletion(DeletionCurves):
     """The deletion curves and their AOPC.
 
     ``curves`` / ``random_curves``: ``(N, steps + 1)`` explained logit after ``k`` tokens
@@ -41,26 +41,13 @@ class TokenDeletion:
     sample, ``aopc_curve`` / ``aopc_random_curve`` the AOPC as a function of ``L``.
     """
 
-    aopc: float
-    aopc_random: float
-    curve: np.ndarray
-    random_curve: np.ndarray
-    curves: np.ndarray
-    random_curves: np.ndarray
-    aopc_per_sample: np.ndarray
-    aopc_random_per_sample: np.ndarray
-    aopc_curve: np.ndarray
-    aopc_random_curve: np.ndarray
-    neuron: np.ndarray
     steps: int
     replace_id: int
     seeds: tuple[int, ...] = field(default=(0,))
 
     def to_dict(self) -> dict[str, Any]:
         """The headline numbers and mean curves (JSON-ready)."""
-        return {"aopc": self.aopc, "aopc_random": self.aopc_random,
-                "curve": self.curve.tolist(), "random_curve": self.random_curve.tolist(),
-                "steps": self.steps, "replace_id": self.replace_id,
+        return {**self._headline(), "steps": self.steps, "replace_id": self.replace_id,
                 "seeds": list(self.seeds)}
 
     def plot(self) -> Any:
