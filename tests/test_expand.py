@@ -120,3 +120,21 @@ def test_a_sublayer_run_on_constants_is_refused_and_the_rewrite_explained(fixed)
     e = dk.LRP(model, rules.Epsilon(0.0)).explain(x)
     assert e.relevance.shape == (2, 6) and set(e.embeddings) == {"embed/positions"}
     assert np.abs(e.embeddings["embed/positions"]).sum() > 0  # reported, not folded in
+
+
+class SplitHeads(L.Layer):
+    """Reshapes with the sequence length read from ``keras.ops.shape``: unknown (None)
+    when the model has free lengths, so the recorded reshape could not run."""
+
+    def call(self, x):
+        batch, length = keras.ops.shape(x)[0], keras.ops.shape(x)[1]
+        return keras.ops.reshape(x, (batch, length, 2, 2))
+
+
+def test_a_reshape_to_a_length_unknown_at_build_time_is_refused_when_built():
+    x = keras.Input((None, 4))
+    h = L.Flatten()(L.GlobalAveragePooling1D()(L.Reshape((-1, 4))(SplitHeads(name="heads")(x))))
+    model = keras.Model(x, L.Dense(2)(h))
+    with pytest.raises(dk.UnsupportedLayerError,
+                       match=r"'heads' \(SplitHeads\).*length unknown.*\(None, None, 2, 2\)"):
+        dk.LRP(model)

@@ -286,7 +286,8 @@ def test_hugging_face_bert_explained_with_its_own_forward(hf_bert, bert_batch):
 
 
 @needs_stock
-@pytest.mark.parametrize("which", ["bert_classifier", "vit_classifier", "gpt2", "llama"])
+@pytest.mark.parametrize("which", ["bert_classifier", "vit_classifier", "gpt2", "llama",
+                                   "mistral"])
 def test_backbones_explained_end_to_end(which, gpt2, vit):
     rng = np.random.default_rng(9)
     if which == "bert_classifier":
@@ -304,9 +305,11 @@ def test_backbones_explained_end_to_end(which, gpt2, vit):
         x = rng.normal(size=(2, 8, 8, 1)).astype("float32")
         expected, output = np.asarray(model(x)), None
     else:
-        decoder = gpt2 if which == "gpt2" else keras_hub.models.LlamaBackbone(
+        decoders = {"llama": keras_hub.models.LlamaBackbone,  # RMSNorm, rotary, GQA,
+                    "mistral": keras_hub.models.MistralBackbone}  # a gated MLP
+        decoder = gpt2 if which == "gpt2" else decoders[which](
             vocabulary_size=23, num_layers=1, num_query_heads=2, num_key_value_heads=1,
-            hidden_dim=16, intermediate_dim=32)  # RMSNorm, rotary, GQA, a gated MLP
+            hidden_dim=16, intermediate_dim=32)
         x = {"token_ids": rng.integers(0, 23, (2, 5)).astype("int32"),
              "padding_mask": np.ones((2, 5), "int32")}
         hidden, output = np.asarray(decoder(x))[:, -1], None
@@ -321,7 +324,7 @@ def test_backbones_explained_end_to_end(which, gpt2, vit):
     np.testing.assert_allclose(analyzer.predict(x), expected, rtol=1e-4, atol=1e-4)
     explanation = analyzer.explain(x)
     assert all(np.isfinite(m).all() for m in explanation.maps())
-    if which == "llama":  # rotary: positions rotate the queries and keys, no table
+    if which in ("llama", "mistral"):  # rotary: positions rotate queries and keys, no table
         return
     positions = [k for k in explanation.embeddings if k.endswith("position_embedding")
                  or k.endswith("_positions")]

@@ -271,7 +271,23 @@ def _expand(node: Any) -> tuple[Any | None, str]:
            if not isinstance(n.operation, keras.layers.InputLayer)]
     if not ops or any(op is layer for op in ops):
         return None, ""
+    frozen = [op for op in ops if _unknown_shape(op)]
+    if frozen:
+        return None, (f"its call reshapes to a shape read while the model was built, "
+                      f"with a length unknown then ({frozen[0].name}: "
+                      f"{_unknown_shape(frozen[0])}), so the recorded operation cannot run "
+                      "at other lengths; register a behaviour for the layer")
     return inner, ""
+
+
+def _unknown_shape(op: Any) -> tuple | None:
+    """The target shape of a reshape/broadcast operation if it holds an unknown (None)
+    length: recorded from a symbolic ``ops.shape``, it cannot run on real inputs."""
+    shape = getattr(op, "newshape", None) if type(op).__name__ == "Reshape" else (
+        getattr(op, "shape", None) if type(op).__name__ == "BroadcastTo" else None)
+    if isinstance(shape, (tuple, list)) and any(d is None for d in shape):
+        return tuple(shape)
+    return None
 
 
 def walk(model: Any, output: int | str | None = None,

@@ -207,14 +207,16 @@ class RMSPassThrough(LayerRelevance):
 
 @contextlib.contextmanager
 def _mask_as_operation(layer: Any):
-    """Within: ``layer._compute_self_attention_mask`` records one :class:`ComputedMask`."""
-    operation = ComputedMask(layer._compute_self_attention_mask,
-                             name=f"{layer.name}_attention_mask")
-    layer.__dict__["_compute_self_attention_mask"] = operation
+    """Within: the decoder's attention-mask method (``_compute_self_attention_mask``, or
+    Gemma's ``_compute_attention_mask``) records one :class:`ComputedMask`."""
+    method = next(m for m in ("_compute_self_attention_mask", "_compute_attention_mask")
+                  if hasattr(layer, m))
+    operation = ComputedMask(getattr(layer, method), name=f"{layer.name}_attention_mask")
+    layer.__dict__[method] = operation
     try:
         yield
     finally:
-        del layer.__dict__["_compute_self_attention_mask"]
+        del layer.__dict__[method]
 
 
 @contextlib.contextmanager
@@ -309,9 +311,19 @@ def layers() -> dict[type, Any]:
         table[LlamaRotaryEmbedding] = RotaryLinear
         SYMBOLIC_CALLS[LlamaTransformerDecoder] = _decoder_call
     with contextlib.suppress(ImportError):
+        from keras_hub.src.models.mistral.mistral_layer_norm import MistralLayerNormalization
+        from keras_hub.src.models.mistral.mistral_transformer_decoder import (
+            MistralTransformerDecoder,
+        )
+
+        table[MistralLayerNormalization] = RMSPassThrough
+        SYMBOLIC_CALLS[MistralTransformerDecoder] = _decoder_call
+    with contextlib.suppress(ImportError):
+        from keras_hub.src.models.gemma.gemma_decoder_block import GemmaDecoderBlock
         from keras_hub.src.models.gemma.rms_normalization import RMSNormalization
 
         table[RMSNormalization] = RMSPassThrough
+        SYMBOLIC_CALLS[GemmaDecoderBlock] = _decoder_call
     with contextlib.suppress(ImportError):
         from keras_hub.src.models.vit.vit_layers import ViTPatchingAndEmbedding
 

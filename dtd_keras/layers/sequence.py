@@ -37,7 +37,14 @@ from keras.src.ops import numpy as keras_numpy
 
 from ..engine.domains import POSITIVE, REAL, Box, Domain
 from ..engine.graph import Call, Graph, walk
-from .base import LayerRelevance, Reindex, gradient_relevance, map_domains, refusal
+from .base import (
+    LayerRelevance,
+    NoRelevance,
+    Reindex,
+    gradient_relevance,
+    map_domains,
+    refusal,
+)
 from .merge import MERGES
 
 __all__ = ["LAYERS", "Cast", "Move", "TimeDistributed"]
@@ -211,7 +218,9 @@ def _negative(call: Call, graph: Graph, **options: Any) -> LayerRelevance:
 
 MOVES = ("Transpose", "Reshape", "ExpandDims", "Squeeze", "Moveaxis", "Swapaxes", "Ravel",
          "Flip", "Roll", "GetItem", "Take", "TakeAlongAxis", "Split", "ArraySplit", "Stack",
-         "Concatenate", "Hstack", "Vstack", "Repeat", "Tile", "BroadcastTo")
+         "Concatenate", "Hstack", "Vstack", "Repeat", "Tile", "BroadcastTo", "Where")
+CONSTANTS = ("ZerosLike", "OnesLike", "FullLike")
+"""Operations whose output depends on their input's shape only: no relevance passes."""
 
 LAYERS: dict[type, Any] = {keras.layers.TimeDistributed: TimeDistributed, **MERGES}
 """Layer/operation class → relevance behaviour, merged into the registry's table
@@ -219,6 +228,9 @@ LAYERS: dict[type, Any] = {keras.layers.TimeDistributed: TimeDistributed, **MERG
 for _name in MOVES:
     if hasattr(keras_numpy, _name):
         LAYERS[getattr(keras_numpy, _name)] = Move
+for _name in CONSTANTS:
+    if hasattr(keras_numpy, _name):
+        LAYERS[getattr(keras_numpy, _name)] = NoRelevance
 for _name in ("Slice", "Unstack"):
     if hasattr(keras_core, _name):
         LAYERS[getattr(keras_core, _name)] = Move
