@@ -177,7 +177,30 @@ class Gradient(Analyzer):
                         "taken at the output of the Embedding reading them, which only a "
                         "functional or Sequential model shows; rebuild it as one")
             self._opaque_graph([a.shape for a in arrays])
-        return super().check_inputs(x)
+        arrays = super().check_inputs(x)
+        self._check_ids(arrays)
+        return arrays
+
+    def _check_ids(self, arrays: list[np.ndarray]) -> None:
+        """Token ids outside the vocabulary of an Embedding reading them: a named error
+        (on GPU the lookup would return zeros silently)."""
+        position = {k: i for i, k in enumerate(self.graph.inputs)}
+        for step, _ in self._steps:
+            layer = step.layer
+            if not isinstance(layer, keras.layers.Embedding) or len(step.call.inputs) != 1:
+                continue
+            key = step.call.inputs[0]
+            if key not in position:
+                continue
+            ids, size = arrays[position[key]], int(layer.input_dim)
+            bad = (ids < 0) | (ids >= size)
+            if bad.any():
+                where = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(
+                    f"input {position[key]} ('{self.graph.input_names[position[key]]}') holds "
+                    f"token id {int(ids[where])} at {where}, outside the vocabulary of "
+                    f"embedding {step.call.description} (input_dim={size}: ids must lie in "
+                    f"0..{size - 1})")
 
     def _forward_values(self, inputs, watch: Any = None) -> dict:
         if not self.graph.calls:  # subclassed: the model itself

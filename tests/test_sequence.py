@@ -317,6 +317,8 @@ def test_gradient_on_tokens_is_taken_at_the_embedding():
         expected = (E[ids] * g if times else g).sum(-1)
         assert_matches(r_tokens, expected)
         assert r_tokens.shape == (2, 4) and not r_mask.any()
+        with pytest.raises(ValueError, match=r"token id 7 at \(1, 2\).*input_dim=7"):
+            dk.create_analyzer(name, model).analyze([np.where(ids == 5, 7, ids), keep])
 
 
 def test_gradient_takes_layers_without_a_rule():
