@@ -111,6 +111,7 @@ class Analyzer:
         self._absorbed_by: tuple[str, ...] | None = None
         self._sizes_checked: set[tuple] = set()  # input shapes every layer can take
         self._build()
+        self._jit_compile = jit_compile
         self._function = tf.function(self._traced_relevance_graph, jit_compile=jit_compile,
                                      autograph=False)
         self._concrete = None
@@ -217,12 +218,9 @@ class Analyzer:
         logits = self._forward_values(inputs)[self._explained]
         return select(logits, neuron, output_count(logits, self.output_size))
 
-    def _traced_relevance_graph(self, inputs: tuple, neuron: tf.Tensor,
-                                layers: tuple[str, ...] = ()):
+    def _traced_relevance_graph(self, inputs: tuple, neuron: tf.Tensor):
         self.trace_count += 1
-        if not layers:
-            return self._relevance_graph(inputs, neuron)
-        return self._relevance_graph(inputs, neuron, layers=layers)
+        return self._relevance_graph(inputs, neuron)
 
     def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None,
                          layers: tuple[str, ...] = ()):
@@ -382,17 +380,23 @@ class Analyzer:
             return self.concrete_function_many if many else self.concrete_function
         cache = self.__dict__.setdefault("_layer_concrete", {})
         if (names, many) not in cache:
+            def traced(inputs: tuple, neuron: tf.Tensor):
+                self.trace_count += 1
+                return self._relevance_graph(inputs, neuron, layers=names)
+
+            function = tf.function(traced, jit_compile=getattr(self, "_jit_compile", False),
+                                   autograph=False)
             neuron = tf.TensorSpec((None, None) if many else (None,), tf.int32, name="neuron")
-            cache[names, many] = self._function.get_concrete_function(
-                self.input_specs, neuron, names)
+            cache[names, many] = function.get_concrete_function(self.input_specs, neuron)
         return cache[names, many]
 
     def _run(self, function: Any, arrays: list[np.ndarray], chosen: np.ndarray,
              names: tuple[str, ...] = ()) -> Explanation:
-        """One compiled call; a named error where it fails or returns non-finite values."""
+        """One compiled call (which also returns the relevance at the layers ``names``);
+        a named error where it fails or returns non-finite values."""
         try:
             maps, picked, logits = function(tuple(tf.constant(a) for a in arrays),
-                                            tf.constant(chosen), *((names,) if names else ()))
+                                            tf.constant(chosen))
         except tf.errors.OpError as error:
             raise diagnose(self, arrays, chosen, error) from None
         maps = [m.numpy().astype(np.float32, copy=False) for m in maps]
