@@ -401,10 +401,12 @@ class Analyzer:
             raise diagnose(self, arrays, chosen, error) from None
         maps = [m.numpy().astype(np.float32, copy=False) for m in maps]
         logits = logits.numpy()
-        if not (np.all(np.isfinite(logits)) and all(np.all(np.isfinite(m)) for m in maps)):
+        below = len(maps) - len(names)  # a layer's non-finite relevance reaches the inputs:
+        # checking the input maps and shares suffices (an overflow makes them NaN)
+        if not (np.all(np.isfinite(logits)) and all(np.all(np.isfinite(m)) for m in maps[:below])):
             raise diagnose(self, arrays, chosen)
-        hidden = dict(zip(names, maps[len(maps) - len(names):]))
-        relevance, shares = self._maps_and_shares(maps[:len(maps) - len(names)])
+        hidden = dict(zip(names, maps[below:]))
+        relevance, shares = self._maps_and_shares(maps[:below])
         return Explanation(relevance, picked.numpy(), logits, absorbed_by=self.absorbed_by,
                            embeddings=shares, layer_relevance=hidden)
 

@@ -106,7 +106,8 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
 
     ``captured``: if given, its keys (tensor keys of call outputs) receive the relevance
     each of those tensors holds when the pass reaches the call computing it (the sum
-    over all its consumers; zeros where no relevance reaches it), at no extra cost.
+    over all its consumers; zeros where no relevance reaches it), at no extra cost. They
+    are not set to NaN on an overflow: the input maps are, and a caller checks those.
 
     ``shares``: if given, filled with the share of every embedding that reports one
     apart from the input maps (``step.reports_share`` and not ``step.is_token``: position
@@ -123,10 +124,9 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
             maps = _backward(steps, values, explained_key, top, input_keys, copies, None,
                              shares, captured)
         bad = overflowed(flags)
-        for extra in (shares, captured):
-            if extra:
-                extra.update((k, tf.where(bad, tf.constant(np.nan, m.dtype), m))
-                             for k, m in extra.items())
+        if shares:
+            shares.update((k, tf.where(bad, tf.constant(np.nan, m.dtype), m))
+                          for k, m in shares.items())
         return tuple(tf.where(bad, tf.constant(np.nan, m.dtype), m) for m in maps)
     return _backward(steps, values, explained_key, top, input_keys, copies, inspect, shares,
                      captured)
