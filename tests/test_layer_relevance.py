@@ -87,6 +87,26 @@ def test_every_layer_holds_the_input_sum(nets, net):
     assert analyzer.explain(x).layer_relevance == {}
 
 
+def test_a_branching_layer_holds_both_branches_relevance():
+    """``h`` feeds two branches: its relevance is the sum over both consumers (each branch
+    alone holds only part of it)."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((5,))
+    h = L.Dense(6, activation="relu", use_bias=False, name="h")(inp)
+    a = L.Dense(4, activation="relu", use_bias=False, name="a")(h)
+    b = L.Dense(4, activation="relu", use_bias=False, name="b")(h)
+    out = L.Dense(2, use_bias=False, name="out")(L.Add(name="add")([a, b]))
+    model = _positive_top(keras.Model(inp, out))
+    x = np.random.default_rng(2).uniform(size=(2, 5)).astype("float32")
+    e = dk.DTD(model).explain(x, layers=["h", "a", "b", "add"])
+    total = _sums(e.relevance)
+    np.testing.assert_allclose(_sums(e.layer_relevance["h"]), total, rtol=1e-5)
+    np.testing.assert_allclose(_sums(e.layer_relevance["add"]), total, rtol=1e-5)
+    parts = _sums(e.layer_relevance["a"]), _sums(e.layer_relevance["b"])
+    np.testing.assert_allclose(parts[0] + parts[1], total, rtol=1e-5)
+    assert np.all(parts[0] > 0) and np.all(parts[1] > 0)
+
+
 @pytest.mark.parametrize("net, layer", [("cnn", "conv2"), ("mlp", "h1")])
 def test_layer_relevance_equals_the_reference(nets, net, layer):
     """The relevance at ``layer``'s output is the reference's input relevance of the
