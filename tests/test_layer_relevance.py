@@ -155,6 +155,11 @@ def test_bad_layer_names(nets):
         analyzer.explain(x, layers=[1])
     with pytest.raises(ValueError, match="Gradient computes no relevance at hidden layers"):
         dk.create_analyzer("gradient", model).explain(x, layers=["h1"])
+    inp = keras.Input((6,))
+    first, second = keras.ops.split(L.Dense(4, activation="relu", name="h")(inp), 2, axis=-1)
+    split = dk.DTD(keras.Model(inp, L.Dense(2)(L.Concatenate()([second, first]))))
+    with pytest.raises(ValueError, match=r"layer 'split' \(Split\) has 2 outputs"):
+        split.explain(np.ones((1, 6), np.float32), layers=["h", "split"])
 
 
 def test_traced_once_per_layer_tuple_and_export_unaffected(nets, tmp_path):
@@ -170,3 +175,24 @@ def test_traced_once_per_layer_tuple_and_export_unaffected(nets, tmp_path):
     served = loaded.signatures["serving_default"](tf.constant(x))
     assert sorted(served) == ["logit", "neuron", "relevance"]
     np.testing.assert_allclose(served["relevance"].numpy(), plain.relevance, rtol=1e-5)
+
+
+def test_token_model_embeddings_and_integer_outputs():
+    """An embedding's output relevance, summed over its features, is its share; integer
+    outputs (token positions) carry no relevance and are refused by name."""
+    keras.utils.set_random_seed(6)
+    ids = keras.Input((4,), dtype="int32", name="ids")
+    positions = keras.ops.cumsum(keras.ops.ones_like(ids), axis=1) - 1
+    h = L.Add()([L.Embedding(7, 3, name="tok")(ids), L.Embedding(4, 3, name="pos")(positions)])
+    out = L.Dense(2, name="top")(L.Flatten()(L.Dense(3, activation="relu", name="mix")(h)))
+    analyzer = dk.LRP(keras.Model(ids, out), dk.rules.Epsilon(0.0))
+    x = np.array([[1, 5, 2, 6], [3, 0, 4, 1]], np.int32)
+    e = analyzer.explain(x, layers=["tok", "pos", "mix"])
+    assert e.layer_relevance["mix"].shape == (2, 4, 3)
+    np.testing.assert_allclose(e.layer_relevance["tok"].sum(-1), e.relevance, rtol=1e-5,
+                               atol=1e-7)
+    np.testing.assert_allclose(e.layer_relevance["pos"].sum(-1), e.embeddings["pos"],
+                               rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"layer 'cumsum' \(Cumsum\) outputs int32 values of "
+                                         r"shape \(None, 4\), which carry no relevance"):
+        analyzer.explain(x, layers="cumsum")
