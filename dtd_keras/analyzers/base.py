@@ -22,7 +22,7 @@ from ..engine.diagnose import check_box_shape, check_dtype, check_sizes, diagnos
 from ..engine.domains import REAL, Domain
 from ..engine.graph import Call, Graph, walk
 from ..engine.inputs import check_inputs
-from ..engine.layer_relevance import empty_layer_maps, layer_keys
+from ..engine.layer_relevance import concrete_with_layers, empty_layer_maps, layer_keys
 from ..engine.neurons import parse_neurons
 from ..engine.passes import backward, forward_values, output_count, select, top_relevance, unstack
 from ..engine.tokens import check_token_values, choose_token_input, empty_maps
@@ -378,17 +378,7 @@ class Analyzer:
         returns the output relevance of the layers ``names``; one per distinct tuple."""
         if not names:
             return self.concrete_function_many if many else self.concrete_function
-        cache = self.__dict__.setdefault("_layer_concrete", {})
-        if (names, many) not in cache:
-            def traced(inputs: tuple, neuron: tf.Tensor):
-                self.trace_count += 1
-                return self._relevance_graph(inputs, neuron, layers=names)
-
-            function = tf.function(traced, jit_compile=getattr(self, "_jit_compile", False),
-                                   autograph=False)
-            neuron = tf.TensorSpec((None, None) if many else (None,), tf.int32, name="neuron")
-            cache[names, many] = function.get_concrete_function(self.input_specs, neuron)
-        return cache[names, many]
+        return concrete_with_layers(self, names, many)
 
     def _run(self, function: Any, arrays: list[np.ndarray], chosen: np.ndarray,
              names: tuple[str, ...] = ()) -> Explanation:

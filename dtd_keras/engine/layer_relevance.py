@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
-__all__ = ["layer_keys", "empty_layer_maps", "supports_layers"]
+__all__ = ["concrete_with_layers", "empty_layer_maps", "layer_keys", "supports_layers"]
 
 
 def supports_layers(analyzer: Any) -> bool:
@@ -71,3 +72,22 @@ def empty_layer_maps(analyzer: Any, keys: Sequence[int], axes: tuple[int, ...]
     a length unknown until run time counts 0."""
     return [np.zeros((*axes, *(0 if d is None else d for d in analyzer.graph.shapes[k][1:])),
                      np.float32) for k in keys]
+
+
+def concrete_with_layers(analyzer: Any, names: tuple[str, ...], many: bool) -> Any:
+    """The analyzer's compiled pass that also returns the output relevance of the layers
+    ``names`` (after the maps and shares), for ``neuron`` of shape ``[batch]`` or, with
+    ``many``, ``[batch, K]``: traced once per distinct ``(names, many)`` and cached on the
+    analyzer. A separate ``tf.function``, so that the plain one keeps its ``(inputs,
+    neuron)`` signature (export, distribution)."""
+    cache = analyzer.__dict__.setdefault("_layer_concrete", {})
+    if (names, many) not in cache:
+        def traced(inputs: tuple, neuron: tf.Tensor):
+            analyzer.trace_count += 1
+            return analyzer._relevance_graph(inputs, neuron, layers=names)
+
+        function = tf.function(traced, jit_compile=getattr(analyzer, "_jit_compile", False),
+                               autograph=False)
+        neuron = tf.TensorSpec((None, None) if many else (None,), tf.int32, name="neuron")
+        cache[names, many] = function.get_concrete_function(analyzer.input_specs, neuron)
+    return cache[names, many]
