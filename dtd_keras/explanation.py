@@ -121,13 +121,19 @@ class Explanation:
     (``[batch, seq, dim]`` with ``token_relevance="features"``); ``embeddings`` holds
     the share of every other embedding (position, segment), keyed by layer name, shaped
     alike. The relevance of the explained output is ``relevance`` and ``embeddings``
-    together (:meth:`properties` sums both)."""
+    together (:meth:`properties` sums both).
+
+    ``layer_relevance``: the relevance at the outputs of the layers asked for with
+    ``explain(x, layers=[...])``, keyed by layer name, each shaped like that layer's
+    output (``[batch, K, …]`` for K neurons per sample); empty by default. Not part of
+    :meth:`properties`."""
 
     relevance: np.ndarray | list[np.ndarray]
     neuron: np.ndarray
     explained: np.ndarray
     absorbed_by: tuple[str, ...] = ()
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    layer_relevance: dict[str, np.ndarray] = field(default_factory=dict)
 
     def maps(self) -> list[np.ndarray]:
         """The relevance maps as a list (one per model input)."""

@@ -22,6 +22,7 @@ from ..engine.diagnose import check_box_shape, check_dtype, check_sizes, diagnos
 from ..engine.domains import REAL, Domain
 from ..engine.graph import Call, Graph, walk
 from ..engine.inputs import check_inputs
+from ..engine.layer_relevance import concrete_with_layers, empty_layer_maps, layer_keys
 from ..engine.neurons import parse_neurons
 from ..engine.passes import backward, forward_values, output_count, select, top_relevance, unstack
 from ..engine.tokens import check_token_values, choose_token_input, empty_maps
@@ -110,6 +111,7 @@ class Analyzer:
         self._absorbed_by: tuple[str, ...] | None = None
         self._sizes_checked: set[tuple] = set()  # input shapes every layer can take
         self._build()
+        self._jit_compile = jit_compile
         self._function = tf.function(self._traced_relevance_graph, jit_compile=jit_compile,
                                      autograph=False)
         self._concrete = None
@@ -220,11 +222,13 @@ class Analyzer:
         self.trace_count += 1
         return self._relevance_graph(inputs, neuron)
 
-    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None):
+    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None,
+                         layers: tuple[str, ...] = ()):
         """Forward pass, top relevance, backward pass (:mod:`dtd_keras.engine.passes`). Traced
-        once per analyzer. ``neuron``: ``[batch]`` (``-1``: top logit) or ``[batch, K]``
-        (then maps are ``[batch, K, …]``). ``inspect(step, rule, lower)`` sees each
-        call's input relevance (diagnosis)."""
+        once per analyzer (and per tuple of ``layers``). ``neuron``: ``[batch]`` (``-1``:
+        top logit) or ``[batch, K]`` (then maps are ``[batch, K, …]``). ``inspect(step,
+        rule, lower)`` sees each call's input relevance (diagnosis). ``layers``: names of
+        calls whose output relevance follows the maps and shares, in that order."""
         values = self._forward_values(inputs)
         logits = values[self._explained]
         count = output_count(logits, self.output_size)
@@ -232,9 +236,12 @@ class Analyzer:
         top = top_relevance(logits, chosen, explained, count)
         copies = tf.shape(neuron)[1] if len(neuron.shape) == 2 else None
         shares: dict = {}
+        keys = layer_keys(self, layers)[1]
+        captured: dict = dict.fromkeys(keys)
         maps = backward(self._steps, values, self._explained, top, self.graph.inputs,
-                        copies, inspect, shares)
-        maps = (*maps, *(shares[name] for name in self.embedding_names))
+                        copies, inspect, shares, captured)
+        maps = (*maps, *(shares[name] for name in self.embedding_names),
+                *(captured[k] for k in keys))
         return (maps if copies is None else unstack(maps, copies)), chosen, explained
 
     @property
@@ -315,8 +322,8 @@ class Analyzer:
             return 16
         return int(max(1, MANY_NEURONS_BUDGET // max(1, int(sum(sizes)) * max(batch, 1))))
 
-    def explain(self, x: Any, neuron: Any = None, *,
-                neurons_per_pass: int | None = None) -> Explanation:
+    def explain(self, x: Any, neuron: Any = None, *, neurons_per_pass: int | None = None,
+                layers: str | Sequence[str] | None = None) -> Explanation:
         """Relevance for ``x`` with the chosen neurons and explained logits.
 
         ``neuron=None`` explains each sample's top logit; an int explains that output
@@ -326,7 +333,14 @@ class Analyzer:
         ``[batch, K, …]``, ``neuron`` and ``explained`` ``[batch, K]``;
         ``neurons_per_pass`` caps how many go through one compiled call (default: as
         many as keep the copies of the activations under about 1 GiB).
+
+        ``layers``: names of layers (as :attr:`rules` spells them: ``"inner/conv"``
+        inside a nested model, ``"dense[1]"`` for a second call) whose output relevance
+        the same compiled pass also returns, in
+        :attr:`~dtd_keras.Explanation.layer_relevance`, shaped like each output
+        (``[batch, K, …]`` for K neurons per sample).
         """
+        names, keys = layer_keys(self, layers)
         arrays = self.check_inputs(x)
         batch = arrays[0].shape[0]
         chosen = parse_neurons(neuron, batch, self.output_size)
@@ -334,28 +348,42 @@ class Analyzer:
             axis = () if chosen.ndim == 1 else (chosen.shape[1],)
             empty = empty_maps(self, arrays, (batch, *axis))
             relevance, shares = self._maps_and_shares(empty)
+            hidden = dict(zip(names, empty_layer_maps(self, keys, (batch, *axis))))
             return Explanation(relevance, chosen, np.zeros(chosen.shape, np.float32),
-                               absorbed_by=self.absorbed_by, embeddings=shares)
+                               absorbed_by=self.absorbed_by, embeddings=shares,
+                               layer_relevance=hidden)
         if chosen.ndim == 1:
-            return self._run(self.concrete_function, arrays, chosen)
+            return self._run(self._concrete_with(names, False), arrays, chosen, names)
         if neurons_per_pass is not None and (
                 isinstance(neurons_per_pass, bool) or not isinstance(neurons_per_pass, int)
                 or neurons_per_pass < 1):
             raise ValueError(f"neurons_per_pass must be a positive int, got {neurons_per_pass!r}")
         step = neurons_per_pass or self.neurons_per_pass(batch)
-        parts = [self._run(self.concrete_function_many, arrays, chosen[:, i:i + step])
+        function = self._concrete_with(names, True)
+        parts = [self._run(function, arrays, chosen[:, i:i + step], names)
                  for i in range(0, chosen.shape[1], step)]
         maps = [np.concatenate(m, axis=1) for m in zip(*(p.maps() for p in parts))]
         shares = {k: np.concatenate([p.embeddings[k] for p in parts], axis=1)
                   for k in parts[0].embeddings}
+        hidden = {k: np.concatenate([p.layer_relevance[k] for p in parts], axis=1)
+                  for k in names}
         return Explanation(maps if len(maps) > 1 else maps[0],
                            np.concatenate([p.neuron for p in parts], axis=1),
                            np.concatenate([p.explained for p in parts], axis=1),
-                           absorbed_by=self.absorbed_by, embeddings=shares)
+                           absorbed_by=self.absorbed_by, embeddings=shares,
+                           layer_relevance=hidden)
 
-    def _run(self, function: Any, arrays: list[np.ndarray], chosen: np.ndarray
-             ) -> Explanation:
-        """One compiled call; a named error where it fails or returns non-finite values."""
+    def _concrete_with(self, names: tuple[str, ...], many: bool) -> Any:
+        """The concrete function for one neuron (or K, ``many``) per sample that also
+        returns the output relevance of the layers ``names``; one per distinct tuple."""
+        if not names:
+            return self.concrete_function_many if many else self.concrete_function
+        return concrete_with_layers(self, names, many)
+
+    def _run(self, function: Any, arrays: list[np.ndarray], chosen: np.ndarray,
+             names: tuple[str, ...] = ()) -> Explanation:
+        """One compiled call (which also returns the relevance at the layers ``names``);
+        a named error where it fails or returns non-finite values."""
         try:
             maps, picked, logits = function(tuple(tf.constant(a) for a in arrays),
                                             tf.constant(chosen))
@@ -363,11 +391,14 @@ class Analyzer:
             raise diagnose(self, arrays, chosen, error) from None
         maps = [m.numpy().astype(np.float32, copy=False) for m in maps]
         logits = logits.numpy()
-        if not (np.all(np.isfinite(logits)) and all(np.all(np.isfinite(m)) for m in maps)):
+        below = len(maps) - len(names)  # a layer's non-finite relevance reaches the inputs:
+        # checking the input maps and shares suffices (an overflow makes them NaN)
+        if not (np.all(np.isfinite(logits)) and all(np.all(np.isfinite(m)) for m in maps[:below])):
             raise diagnose(self, arrays, chosen)
-        relevance, shares = self._maps_and_shares(maps)
+        hidden = dict(zip(names, maps[below:]))
+        relevance, shares = self._maps_and_shares(maps[:below])
         return Explanation(relevance, picked.numpy(), logits, absorbed_by=self.absorbed_by,
-                           embeddings=shares)
+                           embeddings=shares, layer_relevance=hidden)
 
     def _maps_and_shares(self, maps: Sequence[np.ndarray]) -> tuple[Any, dict]:
         """The compiled function's maps as (relevance, embedding shares)."""

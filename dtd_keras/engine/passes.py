@@ -100,9 +100,14 @@ def top_relevance(logits: Tensor, chosen: Tensor, explained: Tensor, count: Tens
 
 def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
              input_keys: Sequence[int], copies: Tensor | None = None,
-             inspect: Callable | None = None, shares: dict | None = None
-             ) -> tuple[Tensor, ...]:
+             inspect: Callable | None = None, shares: dict | None = None,
+             captured: dict | None = None) -> tuple[Tensor, ...]:
     """Relevance of every model input, from ``top`` at the explained tensor.
+
+    ``captured``: if given, its keys (tensor keys of call outputs) receive the relevance
+    each of those tensors holds when the pass reaches the call computing it (the sum
+    over all its consumers; zeros where no relevance reaches it), at no extra cost. They
+    are not set to NaN on an overflow: the input maps are, and a caller checks those.
 
     ``shares``: if given, filled with the share of every embedding that reports one
     apart from the input maps (``step.reports_share`` and not ``step.is_token``: position
@@ -117,18 +122,20 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
     if inspect is None:
         with deferred_overflow_check() as flags:
             maps = _backward(steps, values, explained_key, top, input_keys, copies, None,
-                             shares)
+                             shares, captured)
         bad = overflowed(flags)
         if shares:
             shares.update((k, tf.where(bad, tf.constant(np.nan, m.dtype), m))
                           for k, m in shares.items())
         return tuple(tf.where(bad, tf.constant(np.nan, m.dtype), m) for m in maps)
-    return _backward(steps, values, explained_key, top, input_keys, copies, inspect, shares)
+    return _backward(steps, values, explained_key, top, input_keys, copies, inspect, shares,
+                     captured)
 
 
 def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
               input_keys: Sequence[int], copies: Tensor | None,
-              inspect: Callable | None, shares: dict | None = None) -> tuple[Tensor, ...]:
+              inspect: Callable | None, shares: dict | None = None,
+              captured: dict | None = None) -> tuple[Tensor, ...]:
     def zeros(key: int) -> Tensor:  # float32 also for integer tensors (token ids)
         value = values[key]
         zero = tf.zeros_like(value) if value.dtype.is_floating else tf.zeros(
@@ -144,6 +151,8 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         if all(r is None for r in upper) and not reported:
             continue
         upper = [zeros(k) if r is None else r for k, r in zip(call.outputs, upper)]
+        if captured is not None:
+            captured.update((k, r) for k, r in zip(call.outputs, upper) if k in captured)
         if reported:  # an embedding's share, apart from the input maps
             shares[step.share_name] = step.share(upper)
         inputs = [_late(values, k, upper) for k in call.inputs]
@@ -159,6 +168,8 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
             if r is None:  # no relevance for this input (an integer branch)
                 continue
             relevance[key] = r if key not in relevance else relevance[key] + r
+    if captured is not None:  # no relevance reached these outputs
+        captured.update([(k, zeros(k)) for k, r in captured.items() if r is None])
     return tuple(relevance.get(k, zeros(k)) for k in input_keys)
 
 

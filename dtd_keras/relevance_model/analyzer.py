@@ -145,9 +145,10 @@ class MinMaxDTD(DTD):
         self._steps = new_steps
 
     # ------------------------------------------------------------------ computing
-    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None):
+    def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None,
+                         layers: tuple[str, ...] = ()):
         self._trace_context, self._trace_record, self._trace_output = {}, {}, {}
-        return super()._relevance_graph(inputs, neuron, inspect)
+        return super()._relevance_graph(inputs, neuron, inspect, layers)
 
     def _collect_graph(self, inputs: tuple, neuron: tf.Tensor, active: tuple[str, ...]):
         """(x, R, context) at each chosen layer: the backward pass through the relevance

@@ -1,0 +1,198 @@
+"""Relevance at any layer (issue 15, item 1): ``explain(x, layers=[...])`` returns each
+named layer's output relevance from the same compiled pass.
+
+Under DTD on bias-free ReLU networks relevance is conserved layer by layer, so every
+layer's sum equals the input map's sum; one layer's values are compared against the
+independent numpy reference (``tests/reference.py``) applied to the network above it."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from reference import reference_relevance
+
+import dtd_keras as dk
+
+L = keras.layers
+
+
+def _positive_top(model: keras.Model) -> keras.Model:
+    """Non-negative output weights: the logits of the (ReLU) hidden layers are >= 0, so
+    the top logit is positive and DTD conserves it."""
+    out = model.get_layer("out")
+    out.set_weights([np.abs(out.get_weights()[0])])
+    return model
+
+
+def _cnn() -> keras.Model:
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        L.Conv2D(4, 3, activation="relu", use_bias=False, name="conv1"),
+        L.Conv2D(5, 3, activation="relu", use_bias=False, name="conv2"),
+        L.MaxPooling2D(name="pool"),
+        L.Flatten(name="flat"),
+        L.Dense(6, activation="relu", use_bias=False, name="fc"),
+        L.Dense(3, use_bias=False, name="out"),
+    ], name="cnn")
+    return _positive_top(model)
+
+
+def _mlp() -> keras.Model:
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([
+        keras.Input((7,)),
+        L.Dense(8, activation="relu", use_bias=False, name="h1"),
+        L.Dense(6, activation="relu", use_bias=False, name="h2"),
+        L.Dense(3, activation="softmax", use_bias=False, name="out"),
+    ], name="mlp")
+    return _positive_top(model)
+
+
+@pytest.fixture(scope="module")
+def nets():
+    """Per net: the model, its DTD analyzer, positive inputs, and the layer names."""
+    rng = np.random.default_rng(0)
+    cnn, mlp = _cnn(), _mlp()
+    return {
+        "cnn": (cnn, dk.DTD(cnn), rng.uniform(size=(3, 8, 8, 1)).astype("float32"),
+                ["conv1", "conv2", "pool", "flat", "fc", "out"]),
+        "mlp": (mlp, dk.DTD(mlp), rng.uniform(size=(3, 7)).astype("float32"),
+                ["h1", "h2", "out"]),
+    }
+
+
+def _sums(a: np.ndarray, axes: int = 1) -> np.ndarray:
+    return a.reshape(*a.shape[:axes], -1).astype(np.float64).sum(-1)
+
+
+@pytest.mark.parametrize("net", ["cnn", "mlp"])
+def test_every_layer_holds_the_input_sum(nets, net):
+    model, analyzer, x, names = nets[net]
+    e = analyzer.explain(x, layers=names)
+    assert list(e.layer_relevance) == names
+    assert np.all(e.explained > 0)  # else DTD need not conserve
+    total = _sums(e.relevance)
+    np.testing.assert_allclose(total, e.explained, rtol=1e-5)
+    values = {layer.name: layer.output for layer in model.layers}
+    sub = keras.Model(model.inputs[0], [values[n] for n in names])
+    for name, out in zip(names, sub(x)):
+        assert e.layer_relevance[name].shape == tuple(out.shape), name
+        assert e.layer_relevance[name].dtype == np.float32
+        np.testing.assert_allclose(_sums(e.layer_relevance[name]), total, rtol=1e-5,
+                                   err_msg=name)
+    top = np.zeros_like(e.layer_relevance["out"])  # the explained logit, nothing else
+    top[np.arange(len(x)), e.neuron] = e.explained
+    np.testing.assert_allclose(e.layer_relevance["out"], top, rtol=1e-6)
+    assert analyzer.explain(x).layer_relevance == {}
+
+
+def test_a_branching_layer_holds_both_branches_relevance():
+    """``h`` feeds two branches: its relevance is the sum over both consumers (each branch
+    alone holds only part of it)."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((5,))
+    h = L.Dense(6, activation="relu", use_bias=False, name="h")(inp)
+    a = L.Dense(4, activation="relu", use_bias=False, name="a")(h)
+    b = L.Dense(4, activation="relu", use_bias=False, name="b")(h)
+    out = L.Dense(2, use_bias=False, name="out")(L.Add(name="add")([a, b]))
+    model = _positive_top(keras.Model(inp, out))
+    x = np.random.default_rng(2).uniform(size=(2, 5)).astype("float32")
+    e = dk.DTD(model).explain(x, layers=["h", "a", "b", "add"])
+    total = _sums(e.relevance)
+    np.testing.assert_allclose(_sums(e.layer_relevance["h"]), total, rtol=1e-5)
+    np.testing.assert_allclose(_sums(e.layer_relevance["add"]), total, rtol=1e-5)
+    parts = _sums(e.layer_relevance["a"]), _sums(e.layer_relevance["b"])
+    np.testing.assert_allclose(parts[0] + parts[1], total, rtol=1e-5)
+    assert np.all(parts[0] > 0) and np.all(parts[1] > 0)
+
+
+@pytest.mark.parametrize("net, layer", [("cnn", "conv2"), ("mlp", "h1")])
+def test_layer_relevance_equals_the_reference(nets, net, layer):
+    """The relevance at ``layer``'s output is the reference's input relevance of the
+    network above it, fed that layer's (ReLU, hence positive) output."""
+    model, analyzer, x, _ = nets[net]
+    e = analyzer.explain(x, layers=[layer])
+    position = [lyr.name for lyr in model.layers].index(layer)
+    below = keras.Model(model.inputs[0], model.layers[position].output)
+    activation = np.asarray(below(x))
+    above = keras.Sequential([keras.Input(activation.shape[1:]),
+                              *model.layers[position + 1:]])
+    expected = reference_relevance(above, activation, neuron=e.neuron,
+                                   input_domain="positive")
+    np.testing.assert_allclose(e.layer_relevance[layer], expected, rtol=1e-4,
+                               atol=1e-6 * np.abs(expected).max())
+    assert np.abs(expected).max() > 0
+
+
+def test_neuron_all_stacks_the_neurons(nets):
+    _, analyzer, x, _ = nets["cnn"]
+    many = analyzer.explain(x, neuron="all", layers=["conv2", "fc"])
+    assert many.layer_relevance["conv2"].shape == (3, 3, 4, 4, 5)
+    assert many.layer_relevance["fc"].shape == (3, 3, 6)
+    split = analyzer.explain(x, neuron="all", layers=["conv2", "fc"], neurons_per_pass=2)
+    for k in range(3):
+        single = analyzer.explain(x, neuron=k, layers=["conv2", "fc"])
+        for name in ("conv2", "fc"):
+            scale = np.abs(single.layer_relevance[name]).max()
+            for result in (many, split):
+                np.testing.assert_allclose(result.layer_relevance[name][:, k],
+                                           single.layer_relevance[name], rtol=1e-5,
+                                           atol=1e-6 * scale)
+
+
+def test_empty_batch_gives_empty_layer_maps(nets):
+    _, analyzer, x, _ = nets["cnn"]
+    e = analyzer.explain(x[:0], layers="pool")
+    assert e.layer_relevance["pool"].shape == (0, 2, 2, 5)
+
+
+def test_bad_layer_names(nets):
+    model, analyzer, x, names = nets["mlp"]
+    with pytest.raises(ValueError, match=r"\['nope'\].*known layers are \['h1', 'h2', 'out'\]"):
+        analyzer.explain(x, layers=["h1", "nope"])
+    with pytest.raises(TypeError, match="layers must be a layer name or a list"):
+        analyzer.explain(x, layers=[1])
+    with pytest.raises(ValueError, match="Gradient computes no relevance at hidden layers"):
+        dk.create_analyzer("gradient", model).explain(x, layers=["h1"])
+    inp = keras.Input((6,))
+    first, second = keras.ops.split(L.Dense(4, activation="relu", name="h")(inp), 2, axis=-1)
+    split = dk.DTD(keras.Model(inp, L.Dense(2)(L.Concatenate()([second, first]))))
+    with pytest.raises(ValueError, match=r"layer 'split' \(Split\) has 2 outputs"):
+        split.explain(np.ones((1, 6), np.float32), layers=["h", "split"])
+
+
+def test_traced_once_per_layer_tuple_and_export_unaffected(nets, tmp_path):
+    model, analyzer, x, _ = nets["mlp"]
+    plain = analyzer.explain(x)
+    before = analyzer.trace_count
+    for _ in range(2):
+        analyzer.explain(x, layers=["h2", "h1"])
+    assert analyzer.trace_count == before + 1
+    maps, _, _ = analyzer.function((tf.constant(x),), tf.constant([-1, -1, -1], tf.int32))
+    assert len(maps) == 1  # the plain function still returns the input map only
+    loaded = tf.saved_model.load(str(analyzer.export(tmp_path / "exported")))
+    served = loaded.signatures["serving_default"](tf.constant(x))
+    assert sorted(served) == ["logit", "neuron", "relevance"]
+    np.testing.assert_allclose(served["relevance"].numpy(), plain.relevance, rtol=1e-5)
+
+
+def test_token_model_embeddings_and_integer_outputs():
+    """An embedding's output relevance, summed over its features, is its share; integer
+    outputs (token positions) carry no relevance and are refused by name."""
+    keras.utils.set_random_seed(6)
+    ids = keras.Input((4,), dtype="int32", name="ids")
+    positions = keras.ops.cumsum(keras.ops.ones_like(ids), axis=1) - 1
+    h = L.Add()([L.Embedding(7, 3, name="tok")(ids), L.Embedding(4, 3, name="pos")(positions)])
+    out = L.Dense(2, name="top")(L.Flatten()(L.Dense(3, activation="relu", name="mix")(h)))
+    analyzer = dk.LRP(keras.Model(ids, out), dk.rules.Epsilon(0.0))
+    x = np.array([[1, 5, 2, 6], [3, 0, 4, 1]], np.int32)
+    e = analyzer.explain(x, layers=["tok", "pos", "mix"])
+    assert e.layer_relevance["mix"].shape == (2, 4, 3)
+    np.testing.assert_allclose(e.layer_relevance["tok"].sum(-1), e.relevance, rtol=1e-5,
+                               atol=1e-7)
+    np.testing.assert_allclose(e.layer_relevance["pos"].sum(-1), e.embeddings["pos"],
+                               rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"layer 'cumsum' \(Cumsum\) outputs int32 values of "
+                                         r"shape \(None, 4\), which carry no relevance"):
+        analyzer.explain(x, layers="cumsum")
