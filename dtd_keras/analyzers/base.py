@@ -9,7 +9,6 @@ rule (:mod:`.dtd`, :mod:`.lrp`), and compiles forward and backward pass into one
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,21 +16,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..engine.canonizers import canonize, strip_head
-from ..engine.diagnose import check_box_shape, check_dtype, check_sizes, diagnose
+from ..engine.diagnose import check_sizes, diagnose
 from ..engine.domains import REAL, Domain
 from ..engine.graph import Call, Graph, walk
 from ..engine.inputs import check_inputs
 from ..engine.layer_relevance import concrete_with_layers, empty_layer_maps, layer_keys
 from ..engine.neurons import parse_neurons
 from ..engine.passes import backward, forward_values, output_count, select, top_relevance, unstack
-from ..engine.tokens import check_token_values, choose_token_input, empty_maps
-from ..errors import UnsupportedLayerError
+from ..engine.tokens import check_token_values, empty_maps
 from ..explanation import Explanation
-from ..layers import LayerRelevance, relevance_for
+from ..layers import LayerRelevance
 from ..layers.embedding import TOKEN_RELEVANCE_MODES
-from ..layers.registry import expands, position
+from ..layers.registry import expands
 from ..rules import Rule
+from .steps import build_steps
 
 __all__ = ["Analyzer"]
 
@@ -39,24 +37,6 @@ MAX_POOL_MODES = ("winner", "proportional")
 MANY_NEURONS_BUDGET = 1 << 28
 """Float32 activation copies (1 GiB) one call may hold when explaining many neurons."""
 ADD_MODES = ("proportional", "positive")
-
-
-def _refusal(model: keras.Model, gaps: list[tuple[str, UnsupportedLayerError]]
-             ) -> UnsupportedLayerError:
-    """One error for every call the analyzer cannot explain: the error itself for one;
-    for several, each layer's problem and place, and each distinct advice once."""
-    if len(gaps) == 1:
-        return gaps[0][1]
-    lines, advice = [], []
-    for where, error in gaps:
-        problem = getattr(error, "problem", None) or str(error)
-        lines.append(f"  - {problem}" if getattr(error, "located", False)
-                     else f"  - {problem} ({where})")
-        if getattr(error, "advice", "") and error.advice not in advice:
-            advice.append(error.advice)
-    return UnsupportedLayerError(
-        f"model '{model.name}' has {len(gaps)} layers that cannot be explained:\n"
-        + "\n".join(lines) + "".join(f"\n{a}" for a in advice))
 
 
 class Analyzer:
@@ -132,65 +112,9 @@ class Analyzer:
                 "token_relevance": self.token_relevance}
 
     def _build(self) -> None:
-        graph = self.graph
-        calls = canonize(graph, list(graph.calls))
-        # the explained logit, below a softmax/sigmoid head (applied again by predict())
-        calls, self._explained, self._heads = strip_head(calls, graph.output)
-        head = next((c for c in calls if self._explained in c.outputs), None)
-
-        self.input_domains = self._input_domains()
-        for key, name, domain in zip(graph.inputs, graph.input_names, self.input_domains):
-            check_box_shape(domain, graph.shapes[key], name)
-        domains: dict[int, Domain] = dict(zip(graph.inputs, self.input_domains))
-        input_space = {key: True for key in graph.inputs}
-        self._steps: list[tuple[LayerRelevance, Rule | None]] = []
-        self.rules: dict[str, Rule] = {}
-        self.domains: dict[str, Domain] = {}
-        warned: list[str] = []
-        gaps: list[tuple[str, UnsupportedLayerError]] = []
-        for index, call in enumerate(calls):
-            in_domains = [domains.get(k, REAL) for k in call.inputs]
-            try:
-                check_dtype(call)
-                step = relevance_for(call, graph, index, head=call is head,
-                                     domain=in_domains[0] if in_domains else REAL,
-                                     **self._step_options())
-            except UnsupportedLayerError as error:  # go on: one refusal lists every gap
-                gaps.append((position(call, graph, index), error))
-                domains.update((key, REAL) for key in call.outputs)
-                continue
-            rule = None
-            try:  # gaps found choosing the rule or the domains are collected too
-                if step.needs_rule:
-                    reads_input = all(input_space.get(k, False) for k in call.inputs)
-                    rule = self._choose_rule(call, step, in_domains[0], reads_input)
-                    step.check_rule(rule)
-                out_domains = step.domains(in_domains)
-            except UnsupportedLayerError as error:
-                gaps.append((position(call, graph, index), error))
-                domains.update((key, REAL) for key in call.outputs)
-                continue
-            if step.needs_rule:
-                self.rules[call.name] = rule
-                self.domains[call.name] = in_domains[0]
-            if step.warning:
-                warned.append(step.warning)
-            for key, domain in zip(call.outputs, out_domains):
-                domains[key] = domain
-                input_space[key] = step.keeps_input_space and all(
-                    input_space.get(k, False) for k in call.inputs)
-            self._steps.append((step, rule))
-        if gaps:
-            raise _refusal(self.model, gaps)
-        steps = [step for step, _ in self._steps]
-        self.token_key = choose_token_input(graph, steps, self.token_input)
-        self.embedding_names: list[str] = [
-            s.share_name for s in steps if getattr(s, "reports_share", False) and not s.is_token]
-        if warned:
-            warnings.warn(
-                f"{type(self).__name__}: relevance passes unchanged through non-ReLU "
-                f"activations, where deep Taylor's assumptions do not hold: {', '.join(warned)}",
-                UserWarning, stacklevel=4)
+        """Walk the calls: each call's behaviour, rule and domains
+        (:func:`dtd_keras.analyzers.steps.build_steps`), then :meth:`_finish_build`."""
+        build_steps(self)
         self._finish_build()
 
     def _finish_build(self) -> None:
