@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..engine.conditions import channel_masks, explain_conditioned
 from ..engine.diagnose import check_sizes, diagnose
 from ..engine.domains import REAL, Domain
 from ..engine.graph import Call, Graph, walk
@@ -23,6 +24,7 @@ from ..engine.inputs import check_inputs
 from ..engine.layer_relevance import concrete_with_layers, empty_layer_maps, layer_keys
 from ..engine.neurons import parse_neurons
 from ..engine.passes import backward, forward_values, output_count, select, top_relevance, unstack
+from ..engine.terms import tile
 from ..engine.tokens import check_token_values, empty_maps
 from ..explanation import Explanation
 from ..layers import LayerRelevance
@@ -147,23 +149,31 @@ class Analyzer:
         return self._relevance_graph(inputs, neuron)
 
     def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None,
-                         layers: tuple[str, ...] = ()):
+                         layers: tuple[str, ...] = (), condition: Any = None):
         """Forward pass, top relevance, backward pass (:mod:`dtd_keras.engine.passes`). Traced
         once per analyzer (and per tuple of ``layers``). ``neuron``: ``[batch]`` (``-1``:
         top logit) or ``[batch, K]`` (then maps are ``[batch, K, …]``). ``inspect(step,
         rule, lower)`` sees each call's input relevance (diagnosis). ``layers``: names of
-        calls whose output relevance follows the maps and shares, in that order."""
+        calls whose output relevance follows the maps and shares, in that order.
+        ``condition``: ``(key, channels)``, a call output's tensor key and ``[K]`` channel
+        indices of its last axis: ``neuron`` is ``[batch]``, the top relevance goes down
+        in K copies, copy k keeping at ``key`` only channel k's relevance (maps ``[batch,
+        K, …]``; :mod:`dtd_keras.engine.conditions`)."""
         values = self._forward_values(inputs)
         logits = values[self._explained]
         count = output_count(logits, self.output_size)
         chosen, explained = select(logits, neuron, count)
         top = top_relevance(logits, chosen, explained, count)
         copies = tf.shape(neuron)[1] if len(neuron.shape) == 2 else None
+        masks = None
+        if condition is not None:
+            copies, masks = channel_masks(values, *condition)
+            top = tile(top, copies)
         shares: dict = {}
         keys = layer_keys(self, layers)[1]
         captured: dict = dict.fromkeys(keys)
         maps = backward(self._steps, values, self._explained, top, self.graph.inputs,
-                        copies, inspect, shares, captured)
+                        copies, inspect, shares, captured, masks)
         maps = (*maps, *(shares[name] for name in self.embedding_names),
                 *(captured[k] for k in keys))
         return (maps if copies is None else unstack(maps, copies)), chosen, explained
@@ -247,7 +257,8 @@ class Analyzer:
         return int(max(1, MANY_NEURONS_BUDGET // max(1, int(sum(sizes)) * max(batch, 1))))
 
     def explain(self, x: Any, neuron: Any = None, *, neurons_per_pass: int | None = None,
-                layers: str | Sequence[str] | None = None) -> Explanation:
+                layers: str | Sequence[str] | None = None,
+                condition: dict[str, Sequence[int]] | None = None) -> Explanation:
         """Relevance for ``x`` with the chosen neurons and explained logits.
 
         ``neuron=None`` explains each sample's top logit; an int explains that output
@@ -263,7 +274,15 @@ class Analyzer:
         the same compiled pass also returns, in
         :attr:`~dtd_keras.Explanation.layer_relevance`, shaped like each output
         (``[batch, K, …]`` for K neurons per sample).
+
+        ``condition``: ``{layer: [c1, c2, …]}`` (one layer) gives conditional heatmaps
+        (CRP): for each listed channel of that layer's output (last axis), the input
+        relevance of the explained neuron that flows through that channel alone, all in
+        one pass: relevance ``[batch, K, …]`` for K channels, ``neuron`` and ``explained``
+        ``[batch]`` (:mod:`dtd_keras.engine.conditions`).
         """
+        if condition is not None:
+            return explain_conditioned(self, x, neuron, condition, layers, neurons_per_pass)
         names, keys = layer_keys(self, layers)
         arrays = self.check_inputs(x)
         batch = arrays[0].shape[0]

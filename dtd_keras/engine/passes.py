@@ -101,8 +101,12 @@ def top_relevance(logits: Tensor, chosen: Tensor, explained: Tensor, count: Tens
 def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
              input_keys: Sequence[int], copies: Tensor | None = None,
              inspect: Callable | None = None, shares: dict | None = None,
-             captured: dict | None = None) -> tuple[Tensor, ...]:
+             captured: dict | None = None, masks: dict | None = None) -> tuple[Tensor, ...]:
     """Relevance of every model input, from ``top`` at the explained tensor.
+
+    ``masks``: if given, tensor key -> a factor that multiplies the relevance of that
+    call output once all its consumers have contributed, before the call (and its
+    capture) reads it (conditional heatmaps: one channel per copy).
 
     ``captured``: if given, its keys (tensor keys of call outputs) receive the relevance
     each of those tensors holds when the pass reaches the call computing it (the sum
@@ -122,20 +126,21 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
     if inspect is None:
         with deferred_overflow_check() as flags:
             maps = _backward(steps, values, explained_key, top, input_keys, copies, None,
-                             shares, captured)
+                             shares, captured, masks)
         bad = overflowed(flags)
         if shares:
             shares.update((k, tf.where(bad, tf.constant(np.nan, m.dtype), m))
                           for k, m in shares.items())
         return tuple(tf.where(bad, tf.constant(np.nan, m.dtype), m) for m in maps)
     return _backward(steps, values, explained_key, top, input_keys, copies, inspect, shares,
-                     captured)
+                     captured, masks)
 
 
 def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
               input_keys: Sequence[int], copies: Tensor | None,
               inspect: Callable | None, shares: dict | None = None,
-              captured: dict | None = None) -> tuple[Tensor, ...]:
+              captured: dict | None = None, masks: dict | None = None
+              ) -> tuple[Tensor, ...]:
     def zeros(key: int) -> Tensor:  # float32 also for integer tensors (token ids)
         value = values[key]
         zero = tf.zeros_like(value) if value.dtype.is_floating else tf.zeros(
@@ -151,6 +156,8 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         if all(r is None for r in upper) and not reported:
             continue
         upper = [zeros(k) if r is None else r for k, r in zip(call.outputs, upper)]
+        if masks:
+            upper = [r * masks[k] if k in masks else r for k, r in zip(call.outputs, upper)]
         if captured is not None:
             captured.update((k, r) for k, r in zip(call.outputs, upper) if k in captured)
         if reported:  # an embedding's share, apart from the input maps
