@@ -737,8 +737,13 @@ def reference_relevance(
     rule_for_layer=dtd_rule_for_layer,
     max_pool="winner",
     input_domain="real",
+    condition=None,
 ):
     """Relevance of ``x`` (batch first) for a keras Sequential model, in float64.
+
+    ``condition=(layer name, channel)``: the relevance reaching that layer's output keeps
+    only that channel (last axis), zero elsewhere, before going further down (a CRP
+    conditional heatmap, Achtibat et al. 2023, eq. for R(θ) with one concept).
 
     The explained quantity is the pre-softmax output (logit) of ``neuron``
     (int, ``None`` for the argmax, or one entry per sample); relevance is
@@ -773,8 +778,13 @@ def reference_relevance(
         R = np.zeros_like(logits)
         R[k] = logits[k]
         R = R.reshape(acts[-1].shape)
+        masked = False
         for pos in range(len(acts) - 2, -1, -1):
             step, a_in = steps[pos], acts[pos]
+            if condition is not None and not masked and step["layer"].name == condition[0]:
+                keep = np.zeros(R.shape[-1])
+                keep[condition[1]] = 1.0
+                R, masked = R * keep, True
             kind = step["kind"]
             if kind in ("relu", "identity"):
                 pass
@@ -797,6 +807,8 @@ def reference_relevance(
                 ).reshape(step["in_shape"])
             else:
                 raise AssertionError(kind)
+        if condition is not None and not masked:
+            raise ValueError(f"no layer {condition[0]!r} on the way down")
         result[n] = R
     return result
 
