@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import sys
 import tempfile
-import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -35,6 +35,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import dtd_keras as dk  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_neurons import round_robin  # noqa: E402  (timed round-robin, median)
 
 L = keras.layers
 LAYERS = ["conv2", "conv3", "fc"]
@@ -48,18 +51,6 @@ def mnist_cnn() -> keras.Model:
         L.Conv2D(64, 3, activation="relu", name="conv3"), L.MaxPooling2D(), L.Flatten(),
         L.Dense(128, activation="relu", name="fc"),
         L.Dense(10, activation="softmax", name="out")])
-
-
-def round_robin(calls: dict, repeats: int) -> dict[str, float]:
-    for call in calls.values():  # warm-up: traces
-        call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:

@@ -33,11 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import PeakMemory  # noqa: E402
+from bench_neurons import round_robin  # noqa: E402  (timed round-robin, median)
 
 SIZE = {"layers": 4, "dim": 256, "heads": 4, "mlp": 1024, "batch": 8, "seq": 128,
         "vocab": 30522, "classes": 2, "eps": 1e-6, "image": 176, "patch": 16}
@@ -196,18 +195,6 @@ def methods(framework: str, config: str) -> dict[str, Any]:
     return keras_methods(config)[0] if framework == "keras" else torch_methods(config)
 
 
-def time_round_robin(calls: dict[str, Any], repeats: int) -> dict[str, float]:
-    for call in calls.values():
-        call()  # warm-up (tracing, graph optimisation)
-    seconds: dict[str, list[float]] = {m: [] for m in calls}
-    for _ in range(repeats):
-        for method, call in calls.items():
-            start = time.perf_counter()
-            call()
-            seconds[method].append(time.perf_counter() - start)
-    return {m: statistics.median(v) for m, v in seconds.items()}
-
-
 def child_memory(framework: str, config: str, method: str) -> float:
     """In a fresh process: the peak MiB of one method over its first two calls (models built
     before the meter starts; the analyzer or LXT's patched model is counted)."""
@@ -283,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, Any] = {"config": config}
         for framework in args.frameworks:
             names = ("gradient", "attn_lrp") if framework == "keras" else ("gradient", "lxt")
-            seconds = time_round_robin(methods(framework, config), args.repeats)
+            seconds = round_robin(methods(framework, config), args.repeats)
             mib = {m: None if args.no_memory else memory(framework, config, m) for m in names}
             row[framework] = {"seconds": seconds, "mib": mib,
                               "time_ratio": ratio(seconds[names[1]], seconds[names[0]]),
