@@ -85,9 +85,9 @@ def resize(values: np.ndarray, height: int, width: int) -> np.ndarray:
     return _axis_resize(_axis_resize(values, 1, height), 2, width)
 
 
-def heatmap_pixels(relevance: np.ndarray, size: int) -> np.ndarray:
-    """uint8 RGB heatmaps ``(N, h, w, 3)`` of a batch of relevance, each on its own scale."""
-    maps = to_maps(relevance)
+def heatmap_pixels(maps: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGB heatmaps ``(N, h, w, 3)`` of a batch of maps (:func:`to_maps`), each on its
+    own scale."""
     height, width = fit_size(maps.shape[1:], size)
     return heatmap(resize(maps, height, width), reduce=None, axis=None, per_sample=True)
 

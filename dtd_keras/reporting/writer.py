@@ -171,8 +171,8 @@ class _Means:
         for key in sorted(self.counts):
             count = self.counts[key]
             heat = folder / f"{key}-heatmap.png"
-            thumbnails.write_pngs(thumbnails.heatmap_pixels(self.maps[key][None] / count,
-                                                            size), [heat])
+            thumbnails.write_pngs(thumbnails.heatmap_pixels(
+                thumbnails.to_maps(self.maps[key][None] / count), size), [heat])
             picture = None
             if key in self.inputs:
                 picture = folder / f"{key}-input.png"
