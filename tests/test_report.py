@@ -133,6 +133,9 @@ def test_thumbnails_are_the_heatmaps_and_inputs(setup, written):
         picture = read_png(written / "thumbs" / "0" / f"{row}-input.png")
         low, high = float(setup.x.min()), float(setup.x.max())
         np.testing.assert_array_equal(picture, to_rgb(setup.x[row], value_range=(low, high)))
+    large = dk.report(setup.store, written.parent / "large", data=setup.x, progress=False)
+    got = read_png(large.parent / "thumbs" / "0" / f"{row}-heatmap.png")  # 8×8 → 64×64
+    np.testing.assert_array_equal(got, heatmap(relevance[row]).repeat(8, 0).repeat(8, 1))
     mean = reduce_channels(relevance[setup.y == 1]).mean(axis=0)
     assert np.abs(mean).max() > 0
     got = read_png(written / "means" / "1-heatmap.png")
@@ -191,6 +194,16 @@ def test_partial_store_leaves_out_the_rows_not_done(store_copy, setup, tmp_path)
     dk.report(store_copy, out, thumb_size=8, progress=False)  # finished: shard rewritten
     assert len(thumbs(out)) == N and thumbs(out)["thumbs/0/0-heatmap.png"] != kept[
         "thumbs/0/0-heatmap.png"]
+
+
+def test_resize_averages_areas_and_repeats_pixels():
+    from dtd_keras.reporting.thumbnails import fit_size, resize
+
+    values = np.arange(24, dtype=np.float64).reshape(1, 4, 6)
+    np.testing.assert_array_equal(resize(values, 2, 3)[0],
+                                  values[0].reshape(2, 2, 3, 2).mean(axis=(1, 3)))
+    np.testing.assert_array_equal(resize(values, 8, 12)[0], values[0].repeat(2, 0).repeat(2, 1))
+    assert fit_size((28, 14), 64) == (64, 32) and fit_size((1, 300), 64) == (16, 64)
 
 
 # ------------------------------------------------------------------- evaluations, attach
