@@ -13,7 +13,9 @@ more axes are summed into the channel axis.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ import numpy as np
 
 from ..image import heatmap, to_rgb
 from ..image.png import write_png
+
+_WRITERS = 4
 
 __all__ = ["as_images", "crop_pixels", "fit_size", "heatmap_pixels", "input_pixels",
            "link_or_write", "resize", "to_maps", "value_range", "write_pngs"]
@@ -124,13 +128,24 @@ def write_pngs(pixels: np.ndarray, paths: Sequence[Path], *, atomic: bool = True
     """Write ``pixels[i]`` to ``paths[i]``; ``atomic``: through a temporary file that is
     renamed (the gallery's thumbnails are not: the manifest counts a shard only once all
     its files are written, so a killed run's half-written shard is written again)."""
-    for image, path in zip(pixels, paths):
+    def write(item: tuple[np.ndarray, Path]) -> None:
+        image, path = item
         if not atomic:
             write_png(image, path)
-            continue
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            return
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}"
+                                   ".partial")
         write_png(image, temporary)
         os.replace(temporary, path)
+
+    items = list(zip(pixels, paths))
+    if len(items) < 32:
+        for item in items:
+            write(item)
+        return
+    # a few threads: creating files waits on the disk, zlib releases the GIL
+    with ThreadPoolExecutor(_WRITERS) as pool:
+        list(pool.map(write, items))
 
 
 def link_or_write(source: Path, target: Path) -> None:
