@@ -28,8 +28,8 @@ import tensorflow as tf
 from ..datasets import arguments
 from ..datasets.create import prepare, refuse_overlap
 from ..datasets.identity import run_identity
-from ..datasets.run import _run
-from ..datasets.sources import Source, open_source
+from ..datasets.run import _digest, _run
+from ..datasets.sources import Source, data_changed, open_source
 from ..datasets.store import Layout, Store
 from ..engine.layer_relevance import concrete_with_layers, layer_keys, supports_layers
 from ..engine.passes import output_count, select
@@ -197,20 +197,28 @@ def score_store(analyzer: Any, data: Any, out: str | Path, target: Target, *, me
     return Store(store.path), source
 
 
-def read_samples(source: Source, chunk_size: int, wanted: Sequence[int]) -> dict[int, Any]:
+def read_samples(store: Store, source: Source, wanted: Sequence[int]) -> dict[int, Any]:
     """``{sample: its input (float32, as the source reads it)}`` for the samples
-    ``wanted``, read chunk by chunk (one pass over a ``tf.data`` pipeline)."""
+    ``wanted``, read chunk by chunk (one pass over a ``tf.data`` pipeline); a chunk whose
+    inputs differ from those the store scored is refused."""
+    chunk_size = store.layout.chunk_size
     needed = sorted({int(i) // chunk_size for i in wanted})
     wanted_set = {int(i) for i in wanted}
+    done = store.done()
     found: dict[int, Any] = {}
     for chunk in source.chunks(chunk_size, needed):
         if chunk.index not in needed:
             continue
+        if _digest(chunk) != done.get(chunk.index):
+            start, stop = store.layout.chunk_range(chunk.index)
+            raise ValueError(f"the data changed after it was scored into {store.path}: "
+                             f"samples {start}…{stop - 1} differ from the scored ones; "
+                             "pass overwrite=True to score it again")
         for i in range(chunk.start, chunk.start + len(chunk)):
             if i in wanted_set:
                 found[i] = chunk.inputs[0][i - chunk.start]
     missing = wanted_set - set(found)
     if missing:
-        raise ValueError(f"the data yielded no sample {min(missing)} on the second pass; it "
-                         "must yield the same samples every time")
+        raise data_changed(f"it yielded no sample {min(missing)} when the reference "
+                           "samples were read again")
     return found

@@ -115,7 +115,7 @@ def reference_samples(analyzer: Any, data: Any, layer: str,
         overwrite=overwrite, progress=progress, pixel_range=pixel_range, k=int(k))
     indices, scores = top_k(store.array("scores")[...], picked, int(k))
     explained = store.array("neuron")[...]
-    samples = read_samples(source, store.layout.chunk_size, np.unique(indices))
+    samples = read_samples(store, source, np.unique(indices))
     boxes, crops, heatmaps = [], [], []
     for row, channel in zip(indices, picked):
         x = np.stack([samples[int(i)] for i in row])
