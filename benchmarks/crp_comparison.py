@@ -42,6 +42,8 @@ Needs a separate virtualenv with a CPU torch, zennit 0.4.6 (zennit-crp 0.6 requi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
@@ -231,6 +233,105 @@ def compare_heatmaps(model: Any, net: Any, x: np.ndarray, labels: np.ndarray) ->
     return rows
 
 
+# ----------------------------------------------------------------------------- top-k
+class TorchDigits:
+    """The samples as zennit-crp's ``FeatureVisualization`` reads a dataset: ``dataset[i]`` →
+    (float64 tensor [1, 28, 28], label)."""
+
+    def __init__(self, x: np.ndarray, labels: np.ndarray) -> None:
+        self.x, self.labels = x.transpose(0, 3, 1, 2).astype("float64"), labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        import torch
+
+        return torch.as_tensor(self.x[index]), int(self.labels[index])
+
+
+def crp_reference(net: Any, composite: Any, x: np.ndarray, labels: np.ndarray, folder: Path
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """zennit-crp's RelMax and ActMax at ``LAYER`` over all samples (its defaults:
+    ``max_target="sum"``, ``abs_norm=True``): method → (indices [40, C], scores [40, C]),
+    best first."""
+    from crp.attribution import CondAttribution
+    from crp.concepts import ChannelConcept
+    from crp.helper import load_maximization
+    from crp.visualization import FeatureVisualization
+
+    visualization = FeatureVisualization(CondAttribution(net), TorchDigits(x, labels),
+                                         {LAYER: ChannelConcept()}, path=str(folder))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        visualization.run(composite, 0, len(labels), batch_size=32)  # prints, progress bars
+    found = {}
+    for method, where in (("relevance", visualization.RelMax), ("activation",
+                                                                visualization.ActMax)):
+        indices, scores, _ = load_maximization(where.PATH, LAYER)
+        found[method] = np.array(indices), np.array(scores)
+    return found
+
+
+def our_scores(analyzer: Any, model: Any, x: np.ndarray, labels: np.ndarray, method: str
+               ) -> np.ndarray:
+    """Each sample's score per channel of ``LAYER`` [N, C], computed here from
+    ``explain(x, layers=[LAYER])`` (relevance) or the layer's output (activation) with
+    zennit-crp's reduction: the sum over positions, divided by the sample's Σ_c |·| + 1e-10."""
+    import keras
+
+    if method == "relevance":
+        values = analyzer.explain(x, neuron=labels, layers=[LAYER]).layer_relevance[LAYER]
+    else:
+        values = keras.Model(model.inputs, model.get_layer(LAYER).output).predict(x, verbose=0)
+    sums = np.asarray(values, np.float64).reshape(len(x), -1, values.shape[-1]).sum(1)
+    return sums / (np.abs(sums).sum(1, keepdims=True) + 1e-10)
+
+
+def agreement(ours: tuple[np.ndarray, np.ndarray], theirs: tuple[np.ndarray, np.ndarray],
+              k: int) -> dict:
+    """Per channel: the same top-k index set?, and the largest relative score difference over
+    the k ranks (relative to the channel's best score)."""
+    our_indices, our_scores_ = ours  # [C, k]
+    crp_indices, crp_scores = theirs[0][:k].T, theirs[1][:k].T  # [C, k]
+    same = [set(a.tolist()) == set(b.tolist()) for a, b in zip(our_indices, crp_indices)]
+    scale = np.abs(crp_scores).max(1, keepdims=True)
+    difference = np.abs(our_scores_ - crp_scores) / np.where(scale == 0, 1.0, scale)
+    return {"channels": len(same), "same_sets": int(sum(same)),
+            "different": [c for c, s in enumerate(same) if not s],
+            "same_order": int(sum(np.array_equal(a, b)
+                                  for a, b in zip(our_indices, crp_indices))),
+            "score": float(difference.max())}
+
+
+def compare_reference(model: Any, net: Any, x: np.ndarray, labels: np.ndarray, k: int,
+                      folder: Path) -> list[dict]:
+    """zennit-crp's RelMax/ActMax top-k at ``LAYER`` under DTD (zᴮ/z⁺) against ours, through
+    ``dk.concepts.reference_samples`` (when this checkout has it) and through
+    ``explain(layers=)`` with the reduction written here."""
+    import dtd_keras as dk
+
+    ours, theirs = configurations()["dtd"]
+    analyzer = ours(model)
+    found = crp_reference(net, theirs(), x, labels, folder / "zennit-crp")
+    rows = []
+    for method in ("relevance", "activation"):
+        scores = our_scores(analyzer, model, x, labels, method)
+        order = np.argsort(-scores, axis=0, kind="stable")[:k].T  # [C, k]
+        candidates = {"explain(layers=)": (order, np.take_along_axis(scores.T, order, 1))}
+        if hasattr(dk, "concepts") and hasattr(dk.concepts, "reference_samples"):
+            result = dk.concepts.reference_samples(
+                analyzer, (x, labels), LAYER, None, k=k, method=method,
+                out=folder / f"ours-{method}", neuron="label", progress=False)
+            candidates["reference_samples"] = (np.asarray(result.indices),
+                                               np.asarray(result.scores, np.float64))
+        for route, pair in candidates.items():
+            row = {"method": method, "route": route, "samples": len(x), "k": k,
+                   **agreement(pair, found[method], k)}
+            row["ok"] = row["same_sets"] == row["channels"]
+            rows.append(row)
+    return rows
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -277,8 +378,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['config']} | {r['maps']} ({r['maps_nonzero']}) | {r['conditional']:.1e} | "
               f"{r['conditional_vs_sample_max']:.1e} | {r['unconditioned']:.1e} | "
               f"{r['sum_ours']:.1e} | {r['sum_crp']:.1e} |")
-    ok = all(r["ok"] for r in heatmaps) and forward <= TARGET
-    results = {"config": cfg, "forward": forward, "heatmaps": heatmaps}
+    n, k = cfg["reference_samples"], cfg["k"]
+    with tempfile.TemporaryDirectory(prefix="crp-comparison-") as folder:
+        reference = compare_reference(model, net, test_x[:n], test_y[:n], k, Path(folder))
+    print(f"\nTop-{k} reference samples at {LAYER} over {n} samples (each explained at its "
+          "label; DTD zᴮ/z⁺), zennit-crp's FeatureVisualization (sum, abs_norm) against ours:")
+    print("| method | ours through | channels with the same top-k set | same order | "
+          "max score rel. diff |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in reference:
+        print(f"| {r['method']} | `{r['route']}` | {r['same_sets']} / {r['channels']}"
+              f"{'' if r['ok'] else ' (differ: ' + str(r['different']) + ')'} | "
+              f"{r['same_order']} / {r['channels']} | {r['score']:.1e} |")
+    ok = (all(r["ok"] for r in heatmaps) and all(r["ok"] for r in reference)
+          and forward <= TARGET)
+    results = {"config": cfg, "forward": forward, "heatmaps": heatmaps, "reference": reference}
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print("\nall targets met" if ok else "\nTARGET MISSED")
