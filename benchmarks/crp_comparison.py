@@ -106,24 +106,28 @@ def mnist(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return (images[order].reshape(-1, 28, 28, 1) / 255.0).astype("float32"), labels[order]
 
 
+def cnn(bias_constraint: Any = None) -> Any:
+    """The Keras CNN (untrained); ``bias_constraint`` on conv2, fc1 and fc2."""
+    import keras
+
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        L.Conv2D(8, 3, name="conv1"), L.ReLU(name="relu1"),
+        L.Conv2D(16, 3, name="conv2", bias_constraint=bias_constraint), L.ReLU(name="relu2"),
+        L.MaxPooling2D(2, name="pool"), L.Flatten(name="flatten"),
+        L.Dense(32, name="fc1", bias_constraint=bias_constraint), L.ReLU(name="relu3"),
+        L.Dense(10, name="fc2", bias_constraint=bias_constraint),
+    ], name="mnist_cnn")
+
+
 def keras_model(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0) -> Any:
     """The Keras CNN, briefly trained; conv2, fc1 and fc2 have non-positive biases (see the
     module docstring), conv1's are free."""
     import keras
 
-    L = keras.layers
-    def clip(bias: Any) -> Any:
-        return keras.ops.minimum(bias, 0.0)
-
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        L.Conv2D(8, 3, name="conv1"), L.ReLU(name="relu1"),
-        L.Conv2D(16, 3, name="conv2", bias_constraint=clip), L.ReLU(name="relu2"),
-        L.MaxPooling2D(2, name="pool"), L.Flatten(name="flatten"),
-        L.Dense(32, name="fc1", bias_constraint=clip), L.ReLU(name="relu3"),
-        L.Dense(10, name="fc2", bias_constraint=clip),
-    ], name="mnist_cnn")
+    model = cnn(lambda bias: keras.ops.minimum(bias, 0.0))
     model.compile(keras.optimizers.Adam(2e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
@@ -161,20 +165,41 @@ def torch_twin(model: Any) -> Any:
     return net
 
 
-def configurations() -> dict[str, tuple[Any, Any]]:
-    """name → (our analyzer factory, zennit composite factory)."""
+def positive_biases(model: Any) -> Any:
+    """A copy of ``model`` whose conv2, fc1 and fc2 biases are made positive (``|b| + 0.02``):
+    where zennit's ZPlus (b⁺ in its denominator) and DTD's z⁺ (no bias) differ."""
+    copy = cnn()
+    copy.set_weights(model.get_weights())
+    for name in ("conv2", "fc1", "fc2"):
+        kernel, bias = copy.get_layer(name).get_weights()
+        copy.get_layer(name).set_weights([kernel, np.abs(bias) + 0.02])
+    return copy
+
+
+def configurations() -> dict[str, tuple[Any, Any, bool, bool]]:
+    """name → (our analyzer factory, zennit composite factory, on the positive-bias copy?,
+    expected to agree?). ``dtd_b>0`` is the control: DTD's z⁺ against zennit's ZPlus where
+    the biases are positive, which must differ."""
     from zennit.composites import NameMapComposite
     from zennit.rules import Epsilon, ZBox, ZPlus
 
     import dtd_keras as dk
 
+    def dtd(model: Any) -> Any:
+        return dk.DTD(model, input_domain=(0.0, 1.0))
+
+    def zbox_zplus() -> Any:
+        return NameMapComposite([(["conv1"], ZBox(0.0, 1.0)), (["conv2", "fc1", "fc2"], ZPlus())])
+
     return {
-        "dtd": (lambda model: dk.DTD(model, input_domain=(0.0, 1.0)),
-                lambda: NameMapComposite([(["conv1"], ZBox(0.0, 1.0)),
-                                          (["conv2", "fc1", "fc2"], ZPlus())])),
+        "dtd": (dtd, zbox_zplus, False, True),
         "epsilon": (lambda model: dk.LRP(model, rule=dk.rules.Epsilon(EPSILON)),
                     lambda: NameMapComposite([(["conv1", "conv2", "fc1", "fc2"],
-                                               Epsilon(EPSILON))])),
+                                               Epsilon(EPSILON))]), False, True),
+        "alphabeta_b>0": (lambda model: dk.LRP(model, rule=dk.rules.AlphaBeta(1.0, 0.0),
+                                               input_rule=dk.rules.ZBox(0.0, 1.0)),
+                          zbox_zplus, True, True),
+        "dtd_b>0": (dtd, zbox_zplus, True, False),
     }
 
 
@@ -207,11 +232,17 @@ def relative(difference: np.ndarray, reference: np.ndarray, axes: tuple[int, ...
     return np.where(top == 0, 0.0, top / np.where(scale == 0, 1.0, scale))
 
 
-def compare_heatmaps(model: Any, net: Any, x: np.ndarray, labels: np.ndarray) -> list[dict]:
+def compare_heatmaps(model: Any, x: np.ndarray, labels: np.ndarray) -> list[dict]:
+    """One row per configuration: the worst relative differences over samples and concepts."""
     channels = list(range(model.get_layer(LAYER).output.shape[-1]))
     rows = []
-    for name, (ours, theirs) in configurations().items():
-        analyzer = ours(model)
+    variants: dict[bool, Any] = {}
+    for name, (ours, theirs, positive, expected) in configurations().items():
+        if positive not in variants:
+            keras_side = positive_biases(model) if positive else model
+            variants[positive] = keras_side, torch_twin(keras_side)
+        model_, net = variants[positive]
+        analyzer = ours(model_)
         e = analyzer.explain(x, neuron=labels, condition={LAYER: channels})
         mine = e.relevance[..., 0].astype("float64")  # [batch, K, 28, 28]
         plain = analyzer.explain(x, neuron=labels).relevance[..., 0].astype("float64")
@@ -219,7 +250,7 @@ def compare_heatmaps(model: Any, net: Any, x: np.ndarray, labels: np.ndarray) ->
         per_map = relative(mine - crp_maps, crp_maps, (2, 3))  # [batch, K]
         active = np.abs(crp_maps).max((2, 3)) > 1e-6 * np.abs(crp_plain).max((1, 2))[:, None]
         rows.append({
-            "config": name, "samples": len(x), "concepts": len(channels),
+            "config": name, "expected": expected, "samples": len(x), "concepts": len(channels),
             "maps": int(per_map.size), "maps_nonzero": int(active.sum()),
             "conditional": float(per_map.max()),
             "conditional_vs_sample_max": float(relative(
@@ -228,8 +259,9 @@ def compare_heatmaps(model: Any, net: Any, x: np.ndarray, labels: np.ndarray) ->
             "sum_ours": float(relative(mine.sum(1) - plain, plain, (1, 2)).max()),
             "sum_crp": float(relative(crp_maps.sum(1) - crp_plain, crp_plain, (1, 2)).max()),
         })
-        rows[-1]["ok"] = bool(max(rows[-1]["conditional"], rows[-1]["unconditioned"],
-                                  rows[-1]["sum_ours"], rows[-1]["sum_crp"]) <= TARGET)
+        agree = max(rows[-1]["conditional"], rows[-1]["unconditioned"]) <= TARGET
+        sums = max(rows[-1]["sum_ours"], rows[-1]["sum_crp"]) <= TARGET
+        rows[-1]["ok"] = bool(sums and agree == expected)
     return rows
 
 
@@ -310,7 +342,7 @@ def compare_reference(model: Any, net: Any, x: np.ndarray, labels: np.ndarray, k
     ``explain(layers=)`` with the reduction written here."""
     import dtd_keras as dk
 
-    ours, theirs = configurations()["dtd"]
+    ours, theirs, _, _ = configurations()["dtd"]
     analyzer = ours(model)
     found = crp_reference(net, theirs(), x, labels, folder / "zennit-crp")
     rows = []
@@ -368,16 +400,17 @@ def main(argv: list[str] | None = None) -> int:
     del zennit
 
     n = cfg["heatmap_samples"]
-    heatmaps = compare_heatmaps(model, net, test_x[:n], test_y[:n])
+    heatmaps = compare_heatmaps(model, test_x[:n], test_y[:n])
     print(f"\nConditional heatmaps at {LAYER} ({n} samples × all channels, each at its label), "
           f"max |Δ| / max |R_crp| per map (target ≤ {TARGET:g}):")
     print("| rules | maps (non-zero) | conditional, per map | per sample's max | "
           "unconditioned | Σ concepts − map, ours | Σ concepts − map, zennit-crp |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in heatmaps:
-        print(f"| {r['config']} | {r['maps']} ({r['maps_nonzero']}) | {r['conditional']:.1e} | "
-              f"{r['conditional_vs_sample_max']:.1e} | {r['unconditioned']:.1e} | "
-              f"{r['sum_ours']:.1e} | {r['sum_crp']:.1e} |")
+        control = "" if r["expected"] else " (control: must differ)"
+        print(f"| {r['config']}{control} | {r['maps']} ({r['maps_nonzero']}) | "
+              f"{r['conditional']:.1e} | {r['conditional_vs_sample_max']:.1e} | "
+              f"{r['unconditioned']:.1e} | {r['sum_ours']:.1e} | {r['sum_crp']:.1e} |")
     n, k = cfg["reference_samples"], cfg["k"]
     with tempfile.TemporaryDirectory(prefix="crp-comparison-") as folder:
         reference = compare_reference(model, net, test_x[:n], test_y[:n], k, Path(folder))
