@@ -60,9 +60,10 @@ def refuse_overlap(out: Path, data: Sequence[Path]) -> None:
 
 def _foreign(path: Path) -> list[str]:
     """The entries of the store folder ``path`` that a results store does not hold."""
+    payload = ((read_metadata(path) or {}).get("layout") or {}).get("payload") or {}
     return sorted(entry.name for entry in path.iterdir()
-                  if entry.name not in _ENTRIES and not re.fullmatch(r"relevance(_\d+)?",
-                                                                    entry.name))
+                  if entry.name not in _ENTRIES and entry.name not in payload
+                  and not re.fullmatch(r"relevance(_\d+)?", entry.name))
 
 
 def _remove_entries(path: Path) -> None:
@@ -96,6 +97,8 @@ def _create_arrays(path: Path, metadata: dict, layout: Layout) -> None:
         group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
                            config=config)
 
+    for name, shape in (layout.payload or {}).items():
+        array(name, (n, *shape), (chunk, *shape), layout.dtype, np.nan)
     item = np.dtype(layout.dtype).itemsize
     for name, shape in zip(layout.relevance_names, layout.inputs):
         sample_bytes = item * int(np.prod(shape, dtype=np.int64))
@@ -112,7 +115,7 @@ def _create_arrays(path: Path, metadata: dict, layout: Layout) -> None:
         array("label", (n,), (chunk,), "int64", -1)
     if layout.file_digests:
         array("file_digest", (n,), (chunk,), "uint64", 0)
-    for field in PROPERTY_FIELDS:
+    for field in PROPERTY_FIELDS if layout.payload is None else ():
         dtype, fill = ("bool", False) if field in _BOOL_FIELDS else ("float64", np.nan)
         array(f"properties/{field}", (n, *per), (chunk, *per), dtype, fill)
     group.create_array("done", shape=(layout.n_chunks,), chunks=(1,), dtype="uint64",

@@ -27,6 +27,10 @@ class Results:
     """
 
     def __init__(self, store: Store) -> None:
+        if store.layout.payload is not None:
+            raise ValueError(f"{store.path} holds {sorted(store.layout.payload)} per sample, "
+                             "not relevance (a store of dtd_keras.concepts.reference_samples"
+                             "' scores); pass it as out= to reference_samples to read it")
         self._store = store
         self.path: Path = store.path
         self.metadata: dict = store.metadata

@@ -182,9 +182,13 @@ def _commit(store: Store, chunk: Chunk, digest: int, maps: list[np.ndarray],
     layout = store.layout
     values = {name: m.astype(layout.dtype, copy=False)
               for name, m in zip(layout.relevance_names, maps)}
+    if layout.payload is not None:  # e.g. per-channel scores: no relevance, no properties
+        values = {name: m.astype(layout.dtype, copy=False)
+                  for name, m in zip(layout.payload, maps)}
     values.update(neuron=neuron, logit=logit,
                   index=np.arange(chunk.start, chunk.start + len(chunk), dtype=np.int64),
-                  **_properties(maps, neuron, logit, layout.classes, rtol))
+                  **({} if layout.payload is not None
+                     else _properties(maps, neuron, logit, layout.classes, rtol)))
     if layout.labels:
         values["label"] = chunk.labels
     if layout.file_digests:
@@ -192,13 +196,14 @@ def _commit(store: Store, chunk: Chunk, digest: int, maps: list[np.ndarray],
     store.commit(chunk.index, values, digest)
 
 
-def _progress_bar(enabled: bool, total: int, initial: int, share: tuple[int, int]) -> Any:
+def _progress_bar(enabled: bool, total: int, initial: int, share: tuple[int, int],
+                  desc: str = "explaining") -> Any:
     if not enabled:
         return None
     from tqdm.auto import tqdm
     worker, workers = share
     return tqdm(total=total, initial=initial, unit="sample", file=sys.stderr, smoothing=0.1,
-                desc="explaining" + (f" (worker {worker + 1}/{workers})" if workers > 1 else ""))
+                desc=desc + (f" (worker {worker + 1}/{workers})" if workers > 1 else ""))
 
 
 def _finished(store: Store, source: Source, mine: list[int]) -> dict[int, int]:
@@ -233,11 +238,14 @@ def _finished(store: Store, source: Source, mine: list[int]) -> dict[int, int]:
 
 
 def _run(store: Store, analyzer: Any, source: Source, explainer: Explainer, mode: str,
-         chosen: Any, share: tuple[int, int], progress: bool, rtol: float) -> None:
+         chosen: Any, share: tuple[int, int], progress: bool, rtol: float,
+         desc: str = "explaining") -> None:
     """Explain this worker's unfinished chunks; check the finished ones' digests.
 
     A writer thread commits chunk i while the analyzer explains chunk i + 1 (at most
     two chunks in flight); a chunk is counted done once its marker is written.
+    ``explainer(inputs, neurons, classes)`` gives ``(maps, neuron, logit)``: the relevance
+    maps, or for a store with a payload its arrays in the payload's order.
     """
     layout = store.layout
     worker, workers = share
@@ -249,7 +257,7 @@ def _run(store: Store, analyzer: Any, source: Source, explainer: Explainer, mode
     def samples(chunks: list[int]) -> int:
         return sum(b - a for a, b in map(layout.chunk_range, chunks))
 
-    bar = _progress_bar(progress, samples(mine), samples(mine) - samples(todo), share)
+    bar = _progress_bar(progress, samples(mine), samples(mine) - samples(todo), share, desc)
     pending: deque = deque()
 
     def settle(keep: int) -> None:

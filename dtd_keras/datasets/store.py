@@ -10,6 +10,9 @@ per-sample arrays get a class axis after it)::
     label                int64 (N,): the class label (only when the data has labels)
     file_digest          uint64 (N,): a digest of each image file's bytes (image folders only)
     properties/<field>   (N[, K]): seed section 3, the fields of ``Explanation.properties()``
+    <payload name>       float (N, *shape): a store with a ``payload`` (e.g. the per-channel
+                         scores of :func:`dtd_keras.concepts.reference_samples`) holds these
+                         arrays instead of ``relevance`` and ``properties``
     done                 uint64 (chunks,): the commit markers, one file per chunk
 
 **Commit protocol.** Chunk ``i`` (samples ``i·chunk_size …``) is written into every array
@@ -61,6 +64,9 @@ class Layout:
     dtype: str
     labels: bool
     file_digests: bool = False
+    payload: dict[str, list[int]] | None = None
+    """Per-sample arrays ``{name: shape after the sample axis}`` (dtype :attr:`dtype`)
+    that replace the relevance maps and the properties; None: a relevance store."""
 
     @property
     def n_chunks(self) -> int:
@@ -68,6 +74,9 @@ class Layout:
 
     @property
     def relevance_names(self) -> list[str]:
+        """The relevance arrays (none in a store with a payload)."""
+        if self.payload is not None:
+            return []
         if len(self.inputs) == 1:
             return ["relevance"]
         return [f"relevance_{i}" for i in range(len(self.inputs))]
@@ -80,10 +89,11 @@ class Layout:
     @property
     def array_names(self) -> list[str]:
         """Every per-sample array of the store (not ``done``)."""
-        return [*self.relevance_names, "neuron", "logit", "index",
+        return [*self.relevance_names, *(self.payload or {}), "neuron", "logit", "index",
                 *(["label"] if self.labels else []),
                 *(["file_digest"] if self.file_digests else []),
-                *(f"properties/{field}" for field in PROPERTY_FIELDS)]
+                *(() if self.payload is not None
+                  else (f"properties/{field}" for field in PROPERTY_FIELDS))]
 
     def chunk_range(self, index: int) -> tuple[int, int]:
         start = index * self.chunk_size

@@ -1,0 +1,183 @@
+"""dk.concepts.reference_samples (issue 15, item 2: relevance maximization): the top-k
+per channel equals a brute-force numpy search over the layer relevance (and, for
+activation maximization, over a Keras sub-model's activations); the heatmaps are the
+conditional heatmaps and the crops follow the documented threshold box; a killed scoring
+run resumes to the same result; save/load round-trips; bad arguments are named."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from test_dataset import Exploding
+
+import dtd_keras as dk
+from dtd_keras.datasets import store as store_module
+
+N, K, LAYER = 40, 4, "conv2"
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(5)
+    return keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(4, 3, activation="relu", name="conv1"),
+        keras.layers.Conv2D(6, 3, activation="relu", name="conv2"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.Dense(3, name="out"),
+    ])
+
+
+@pytest.fixture(scope="module")
+def analyzer(model):
+    return dk.DTD(model, input_domain=dk.Box(0.0, 1.0))
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 1, (N, 8, 8, 1)).astype("float32"), rng.integers(0, 3, N)
+
+
+def search(analyzer, data, out, **options):
+    return dk.concepts.reference_samples(analyzer, data, LAYER, **{
+        "channels": [0, 2, 5], "k": K, "out": out, "batch_size": 8, "chunk_size": 8,
+        "progress": False, **options})
+
+
+@pytest.fixture(scope="module")
+def relmax(analyzer, data, tmp_path_factory):
+    return search(analyzer, data, tmp_path_factory.mktemp("relmax") / "scores",
+                  neuron="label")
+
+
+def brute_force(values, reduce="sum", normalize=True):
+    """[N, …, C] → per-channel score, written from zennit-crp's description: sum (or max)
+    over the positions, then divided by the sample's summed |score| over channels."""
+    flat = np.asarray(values, np.float64).reshape(len(values), -1, values.shape[-1])
+    score = flat.sum(1) if reduce == "sum" else flat.max(1)
+    return score / (np.abs(score).sum(1, keepdims=True) + 1e-10) if normalize else score
+
+
+def assert_top_k(result, score, channels=(0, 2, 5)):
+    expected = np.argsort(-score[:, channels], axis=0, kind="stable")[:K].T
+    np.testing.assert_array_equal(result.indices, expected)
+    np.testing.assert_allclose(result.scores, np.take_along_axis(
+        score[:, channels].T, expected, 1), rtol=1e-5, atol=1e-7)
+
+
+def test_relevance_top_k_equals_brute_force_with_conditional_heatmaps_and_crops(
+        analyzer, data, relmax):
+    x, y = data
+    explained = analyzer.explain(x, y, layers=[LAYER])
+    assert_top_k(relmax, brute_force(explained.layer_relevance[LAYER]))
+    assert relmax.layer == LAYER and relmax.method == "relevance"
+    np.testing.assert_array_equal(relmax.channels, [0, 2, 5])
+    assert relmax.boxes.shape == (3, K, 4)
+    assert np.all(np.diff(relmax.scores, axis=1) <= 0)
+    for c, channel in enumerate(relmax.channels):
+        rows = relmax.indices[c]
+        maps = analyzer.explain(x[rows], y[rows], condition={LAYER: [int(channel)]}
+                                ).relevance[:, 0]
+        for j, (sample, heat) in enumerate(zip(x[rows], maps)):
+            top, left, bottom, right = relmax.boxes[c, j]
+            np.testing.assert_array_equal(relmax.crops[c][j], sample[top:bottom, left:right])
+            np.testing.assert_allclose(relmax.heatmaps[c][j], heat[top:bottom, left:right],
+                                       rtol=1e-6, atol=1e-9)
+            plane = heat.sum(-1)
+            hits = np.argwhere(plane >= 0.1 * plane.max())  # the documented box: tight
+            assert (top, left) == tuple(hits.min(0)) and (bottom, right) == tuple(
+                hits.max(0) + 1)
+
+
+def test_max_reduction_without_normalizing(analyzer, data, tmp_path):
+    x, _ = data
+    result = search(analyzer, x, tmp_path / "s", reduce="max", normalize=False)
+    explained = analyzer.explain(x, layers=[LAYER])  # neuron=None: each top logit
+    assert_top_k(result, brute_force(explained.layer_relevance[LAYER], "max", False))
+
+
+def test_activation_top_k_equals_a_keras_sub_model(model, analyzer, data, tmp_path):
+    x, y = data
+    result = search(analyzer, (x, y), tmp_path / "s", method="activation")
+    sub = keras.Model(model.inputs, model.get_layer(LAYER).output)
+    assert_top_k(result, brute_force(sub.predict(x, verbose=0)))
+    assert result.method == "activation"
+
+
+def test_a_killed_run_resumes_to_the_same_result(analyzer, data, relmax, tmp_path,
+                                                monkeypatch):
+    x, y = data
+    out = tmp_path / "scores"
+    with pytest.raises(OSError, match="disk gone"):
+        search(analyzer, (Exploding(x, 24), y), out, neuron="label")
+    with pytest.raises(ValueError, match="not relevance"):
+        dk.load_results(out)  # a score store is not a results store of relevance
+    assert sorted(store_module.Store(out).done()) == [0, 1, 2]
+    commits = []
+    original = store_module.Store.commit
+    monkeypatch.setattr(store_module.Store, "commit",
+                        lambda self, i, *a: (commits.append(i), original(self, i, *a)))
+    resumed = search(analyzer, (x, y), out, neuron="label")
+    assert commits == [3, 4]
+    for field in ("channels", "indices", "scores", "boxes"):
+        np.testing.assert_array_equal(getattr(resumed, field), getattr(relmax, field))
+    for mine, theirs in zip(resumed.heatmaps + resumed.crops, relmax.heatmaps + relmax.crops):
+        for a, b in zip(mine, theirs):
+            np.testing.assert_array_equal(a, b)
+    commits.clear()
+    again = search(analyzer, (x, y), out, neuron="label", channels=[1], k=2)
+    assert commits == [] and again.indices.shape == (1, 2)  # other channels: no rescoring
+    with pytest.raises(ValueError, match=r"arguments\.reference_samples\.method: stored "
+                                         r"'relevance', now 'activation'"):
+        search(analyzer, (x, y), out, neuron="label", method="activation")
+    with pytest.raises(ValueError, match=r"arguments\.neuron: stored 'label', now null"):
+        search(analyzer, (x, y), out)
+
+
+def test_save_and_load_round_trip(relmax, tmp_path):
+    loaded = dk.concepts.load_reference_samples(relmax.save(tmp_path / "refs"))
+    assert (loaded.layer, loaded.method) == (relmax.layer, relmax.method)
+    for field in ("channels", "indices", "scores", "boxes"):
+        np.testing.assert_array_equal(getattr(loaded, field), getattr(relmax, field))
+    for mine, theirs in zip(loaded.crops + loaded.heatmaps, relmax.crops + relmax.heatmaps):
+        assert all(np.array_equal(a, b) for a, b in zip(mine, theirs))
+    as_dict = json.loads(json.dumps(relmax.to_dict()))
+    assert as_dict["indices"] == relmax.indices.tolist()
+    assert np.array_equal(as_dict["crops"][1][2], relmax.crops[1][2])
+    with pytest.raises(ValueError, match="not dtd_keras.reference_samples"):
+        (tmp_path / "refs" / "reference_samples.json").write_text('{"format": "other"}')
+        dk.concepts.load_reference_samples(tmp_path / "refs")
+
+
+def test_bad_arguments_are_named(model, analyzer, data, tmp_path):
+    x, y = data
+    out = tmp_path / "never"
+    cases = [
+        ({"layer": "conv9"}, r"layers=\['conv9'\] name no layer.*'conv1', 'conv2'"),
+        ({"channels": [0, 6]}, r"channels \[0, 6\]: layer 'conv2' \(Conv2D\) has 6 channels"),
+        ({"k": 0}, "k must be a positive int"),
+        ({"k": N + 1}, f"k={N + 1} reference samples asked for, but the data holds {N}"),
+        ({"method": "gradient"}, r"method must be one of \('relevance', 'activation'\)"),
+        ({"reduce": "mean"}, "reduce must be one of"),
+        ({"crop_threshold": 1.0}, r"crop_threshold must be a number in \[0, 1\)"),
+        ({"neuron": "all"}, "neuron='all' is not available"),
+    ]
+    for options, message in cases:
+        layer = options.pop("layer", LAYER)
+        with pytest.raises(ValueError, match=message):
+            dk.concepts.reference_samples(analyzer, (x, y), layer, **{
+                "channels": 0, "out": out, "progress": False, **options})
+    gradient = dk.create_analyzer("gradient", model)
+    with pytest.raises(ValueError, match="Gradient computes no relevance at hidden layers"):
+        dk.concepts.reference_samples(gradient, x, LAYER, 0, out=out)
+    inputs = keras.Input((8, 8, 1))
+    flat = keras.layers.Flatten(name="flat")(keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    single = keras.ops.expand_dims(flat[:, 0], -1)  # the get_item output: shape (batch,)
+    no_channels = keras.Model(inputs, keras.layers.Dense(2)(single))
+    lrp = dk.LRP(no_channels, rule=dk.rules.Epsilon(0.1))
+    with pytest.raises(ValueError, match=r"'get_item' \(GetItem\) outputs shape \(None,\), "
+                                         "with no channel axis"):
+        dk.concepts.reference_samples(lrp, x, "get_item", 0, out=out)
+    assert not out.exists()  # every refusal before anything is written
