@@ -267,13 +267,30 @@ def test_concept_reference_samples(setup, tmp_path):
     assert concept["layer"] == "conv2d" and concept["method"] == "relevance"
     assert [c["channel"] for c in concept["channels"]] == [1, 0]
     first = concept["channels"][0]["samples"][1]
-    assert first == {"image": "concepts/conv2d/1-1.png", "index": 2, "score": 0.5}
+    assert first == {"image": "concepts/conv2d/1-1.png", "index": 2, "score": 0.5,
+                     "heatmap": None}
     assert read_png(out / first["image"]).shape == (8, 6, 3)  # 4×3 crop fit into 8
     with pytest.raises(TypeError, match="lacks"):
         dk.report(setup.store, out, concepts=[SimpleNamespace(layer="x")], progress=False)
     if importlib.util.find_spec("dtd_keras.concepts") is None:
         with pytest.raises(ValueError, match="load_reference_samples"):
             dk.report(setup.store, out, concepts=[tmp_path / "saved"], progress=False)
+        return
+    refs = dk.concepts.reference_samples(setup.analyzer, (setup.x, setup.y), "conv2d",
+                                         [0, 1], k=2, out=tmp_path / "scores", progress=False)
+    refs.save(tmp_path / "refs")  # given as the saved folder (--concepts PATH)
+    dk.report(setup.store, out, concepts=[tmp_path / "refs"], thumb_size=8, progress=False)
+    (concept,) = read_js(out / "data" / "report.js", "DTD_REPORT")["concepts"]
+    shown = concept["channels"][1]["samples"][0]
+    assert (shown["index"], shown["score"]) == (int(refs.indices[1, 0]),
+                                                pytest.approx(float(refs.scores[1, 0])))
+    from dtd_keras.reporting.thumbnails import fit_size, resize
+
+    crop, relevance = refs.crops[1][0], refs.heatmaps[1][0]
+    size = fit_size(crop.shape[:2], 8)  # enlarged to 8 px on the longer side
+    assert read_png(out / shown["image"]).shape[:2] == size
+    np.testing.assert_array_equal(read_png(out / shown["heatmap"]),
+                                  resize(heatmap(relevance)[None], *size)[0])
 
 
 # ------------------------------------------------------------------- errors, CLI

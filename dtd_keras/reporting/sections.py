@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .tables import clean
-from .thumbnails import crop_pixels, write_pngs
+from .thumbnails import crop_pixels, heatmap_pixels, to_maps, write_pngs
 
 __all__ = ["ATTACHMENTS", "attach", "attachments", "concept_sections", "evaluation_sections"]
 
@@ -157,10 +157,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "layer"
 
 
-def concept_sections(concepts: Iterable[Any], out: Path, size: int) -> list[dict]:
+def concept_sections(concepts: Iterable[Any], out: Path, size: int,
+                     value_range: tuple[float, float] | None = None) -> list[dict]:
     """``DTD_REPORT.concepts``: for each reference-samples object (``dk.concepts.
     reference_samples``' result, or a path it was saved to), its channels' top samples
-    with their crops written to ``out/concepts/<layer>/<channel>-<j>.png``."""
+    with their crops written to ``out/concepts/<layer>/<channel>-<j>.png`` (on the data's
+    ``value_range`` when known, else each crop stretched by itself) and, when the object
+    has ``heatmaps`` (the conditional relevance inside each crop), those to
+    ``…/<channel>-<j>-heatmap.png``."""
     found: list[dict] = []
     used: set[str] = set()
     for i, item in enumerate(concepts):
@@ -181,12 +185,20 @@ def concept_sections(concepts: Iterable[Any], out: Path, size: int) -> list[dict
         folder.mkdir(parents=True, exist_ok=True)
         indices, scores = np.asarray(samples.indices), np.asarray(samples.scores)
         channels = []
+        maps = getattr(samples, "heatmaps", None)
         for c, channel in enumerate(np.asarray(samples.channels).tolist()):
             crops = list(samples.crops[c])
             paths = [folder / f"{channel}-{j}.png" for j in range(len(crops))]
-            write_pngs([crop_pixels(crop, size) for crop in crops], paths)
+            write_pngs([crop_pixels(crop, size, value_range) for crop in crops], paths)
+            heat = [None] * len(crops)
+            if maps is not None:
+                heat = [folder / f"{channel}-{j}-heatmap.png" for j in range(len(crops))]
+                write_pngs([heatmap_pixels(to_maps(np.asarray(m, np.float32)[None]), size)[0]
+                            for m in maps[c]], heat)
             channels.append({"channel": channel, "samples": [
                 {"image": p.relative_to(out).as_posix(), "index": int(indices[c, j]),
-                 "score": float(scores[c, j])} for j, p in enumerate(paths)]})
+                 "score": float(scores[c, j]),
+                 "heatmap": None if h is None else h.relative_to(out).as_posix()}
+                for j, (p, h) in enumerate(zip(paths, heat))]})
         found.append({"layer": layer, "method": str(samples.method), "channels": channels})
     return found

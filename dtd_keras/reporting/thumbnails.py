@@ -158,11 +158,12 @@ def link_or_write(source: Path, target: Path) -> None:
         target.write_bytes(source.read_bytes())
 
 
-def crop_pixels(crop: Any, size: int) -> np.ndarray:
-    """uint8 RGB picture of one crop (``H × W × C`` or ``H × W``), stretched by its own
-    min/max, resized to fit ``size``."""
+def crop_pixels(crop: Any, size: int,
+                values: tuple[float, float] | None = None) -> np.ndarray:
+    """uint8 RGB picture of one crop (``H × W × C`` or ``H × W``) on the value range
+    ``values`` (None: stretched by its own min/max), resized to fit ``size``."""
     array = np.asarray(crop, dtype=np.float32)
-    if array.ndim not in (1, 2, 3):
-        raise ValueError(f"a reference-sample crop must be H×W×C, H×W or a vector, got "
-                         f"shape {array.shape}")
-    return input_pixels(array[None], size, value_range(array))[0]
+    if array.ndim not in (1, 2, 3) or not array.size:
+        raise ValueError(f"a reference-sample crop must be a non-empty H×W×C, H×W or "
+                         f"vector, got shape {array.shape}")
+    return input_pixels(array[None], size, values or value_range(array))[0]

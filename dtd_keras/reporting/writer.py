@@ -339,7 +339,7 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
     manifest.update(means_state=means_state, class_means=class_means)
 
     shutil.rmtree(out / "concepts", ignore_errors=True)
-    concept_list = concept_sections(concepts, out, thumb_size)
+    concept_list = concept_sections(concepts, out, thumb_size, value_range)
     stored = attachments(opened.path)
     classes = (identity.get("analyzer") or {}).get("output_size") or opened.classes
     if not classes and len(row):
