@@ -206,6 +206,36 @@ def test_resize_averages_areas_and_repeats_pixels():
     assert fit_size((28, 14), 64) == (64, 32) and fit_size((1, 300), 64) == (16, 64)
 
 
+def test_recorded_data_gives_input_thumbnails_without_data(setup, tmp_path):
+    """A store remembers where its data was read from (an image folder, a memory-mapped
+    .npy): the report draws the inputs from there while they still fit."""
+    image = pytest.importorskip("PIL.Image")
+    from dtd_keras.reading import read_inputs
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(6):
+        image.fromarray((setup.x[i, ..., 0] * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    dk.analyze_dataset(setup.analyzer, folder, tmp_path / "f.zarr", progress=False)
+    mapped = dk.analyze_dataset(setup.analyzer, np.load(setup.root / "x.npy", mmap_mode="r"),
+                                tmp_path / "m.zarr", progress=False)
+    assert mapped.metadata["data_paths"] == [os.path.realpath(setup.root / "x.npy")]
+    for store, count in (("f.zarr", 6), ("m.zarr", N)):
+        dk.report(tmp_path / store, tmp_path / f"out-{store}", thumb_size=8, progress=False)
+        info = read_js(tmp_path / f"out-{store}" / "data" / "report.js", "DTD_REPORT")
+        assert info["thumbs"]["input"] and info["count"] == count
+    batch, _ = read_inputs([str(folder / f"{i}.png") for i in range(6)], (None, 8, 8, 1),
+                           (0.0, 1.0))
+    got = read_png(tmp_path / "out-f.zarr" / "thumbs" / "0" / "4-input.png")
+    low, high = float(batch.min()), float(batch.max())
+    np.testing.assert_array_equal(got, to_rgb(batch[4], value_range=(low, high)))
+    image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "9.png")  # another folder now
+    with pytest.warns(UserWarning, match="does not fit it any more"):
+        dk.report(tmp_path / "f.zarr", tmp_path / "out-f.zarr", thumb_size=8, progress=False)
+    info = read_js(tmp_path / "out-f.zarr" / "data" / "report.js", "DTD_REPORT")
+    assert info["thumbs"]["input"] is False
+
+
 # ------------------------------------------------------------------- evaluations, attach
 def test_attached_and_given_evaluations(store_copy, setup, tmp_path):
     x = setup.x[:4]

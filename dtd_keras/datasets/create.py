@@ -187,7 +187,7 @@ def _create(path: Path, metadata: dict, layout: Layout) -> None:
 
 # ------------------------------------------------------------------- prepare
 def prepare(path: Path, identity: dict, layout: Layout, *, resume: bool, overwrite: bool,
-            workers: int = 1) -> Store:
+            workers: int = 1, data_paths: Sequence[Path] = ()) -> Store:
     """Create the store at ``path`` or open it to resume; refuse what would mix runs.
 
     An existing store is resumed only if ``resume`` and its identity equals ``identity``
@@ -225,7 +225,10 @@ def prepare(path: Path, identity: dict, layout: Layout, *, resume: bool, overwri
         metadata = {"format": FORMAT, "format_version": FORMAT_VERSION,
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                     "identity": identity, "layout": layout.to_json(),
-                    "properties": list(PROPERTY_FIELDS), "every_chunk_file": True}
+                    "properties": list(PROPERTY_FIELDS), "every_chunk_file": True,
+                    # where the data was read from (not part of the identity: a moved
+                    # folder still resumes); dk.report reads input thumbnails from it
+                    "data_paths": [os.path.realpath(p) for p in data_paths]}
         _create(path, json.loads(json.dumps(metadata)), layout)
     stored = read_metadata(path)
     if stored is None:

@@ -154,7 +154,7 @@ def analyze_dataset(analyzer: Any, data: Any, out: str | Path, *,
                          f"store the first of them creates; remove {out} beforehand to "
                          "start from scratch")
     store = prepare(Path(out), identity, layout, resume=resume, overwrite=overwrite,
-                    workers=workers)
+                    workers=workers, data_paths=source.paths)
     _run(store, analyzer, source, Explainer(analyzer, strategy, batch_size),
          mode, chosen, (worker, workers), progress, rtol)
     return Results(Store(store.path))

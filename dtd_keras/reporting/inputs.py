@@ -4,14 +4,18 @@ not the data, so the report reads the data again when it is given.
 ``data`` is what :func:`~dtd_keras.analyze_dataset` read: a numpy array (or ``(x, y)``, or
 a tuple of arrays for a multi-input model: the first input is drawn), or a folder of
 images (read as the store's run read it, with the pixel range its identity records).
-A folder store's identity keeps a hash of its file names, not the folder's path, so the
-folder has to be given again; it is checked against that hash.
+Without ``data``, the store's ``data_paths`` (where ``analyze_dataset`` read the data: an
+image folder, or the file of a memory-mapped ``.npy`` array) are used when they are still
+there and still fit (a folder's file names against the hash its identity keeps; an array's
+sample count and shape); else the report has no input thumbnails (with a warning when a
+recorded path no longer fits).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +70,7 @@ def open_inputs(data: Any, results: Any) -> Inputs | None:
     ``ValueError`` when they cannot be the store's data (another sample count, sample
     shape, or for a folder other files)."""
     if data is None:
-        return None
+        return _recorded(results)
     layout = results.layout
     described = (results.metadata.get("identity") or {}).get("data") or {}
     shape = tuple(layout.inputs[0])
@@ -75,7 +79,7 @@ def open_inputs(data: Any, results: Any) -> Inputs | None:
         if not folder.is_dir():
             raise ValueError(f"data: {folder} is not a folder of images" if folder.exists()
                              else f"data: no such folder: {folder}")
-        inputs = _Folder(folder, shape, described.get("pixel_range"))
+        inputs = _Folder(folder, (None, *shape), described.get("pixel_range"))
         count = len(inputs.files)
         if described.get("kind") == "folder" and described.get("files") != inputs.digest:
             raise ValueError(f"data: the images under {folder} are not the ones the store "
@@ -97,3 +101,23 @@ def open_inputs(data: Any, results: Any) -> Inputs | None:
         raise ValueError(f"data: {count} samples, but the store {results.path} explained "
                          f"{layout.count}; give the data it was written from")
     return inputs
+
+
+def _recorded(results: Any) -> Inputs | None:
+    """The inputs from the store's recorded ``data_paths``, when one still fits."""
+    paths = results.metadata.get("data_paths") or []
+    kind = ((results.metadata.get("identity") or {}).get("data") or {}).get("kind")
+    if len(paths) != 1 or kind not in ("folder", "arrays"):
+        return None
+    path = Path(paths[0])
+    if not path.exists():
+        return None
+    try:
+        if kind == "folder":
+            return open_inputs(path, results)
+        return open_inputs(np.load(path, mmap_mode="r"), results)
+    except (ValueError, OSError) as error:
+        warnings.warn(f"no input thumbnails: the data recorded in {results.path} ({path}) "
+                      f"does not fit it any more ({error}); pass data= (--data)",
+                      stacklevel=3)
+        return None
