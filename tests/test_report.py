@@ -66,7 +66,7 @@ def setup(tmp_path_factory):
     x = rng.random((N, 8, 8, 1)).astype("float32")
     y = rng.integers(0, CLASSES, N)
     model = keras.Sequential([keras.Input((8, 8, 1)),
-                              keras.layers.Conv2D(2, 3, activation="relu"),
+                              keras.layers.Conv2D(2, 3, activation="relu", name="conv"),
                               keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
     analyzer = dk.DTD(model, input_domain=dk.Box(0.0, 1.0))
     store = root / "labels.zarr"
@@ -306,7 +306,7 @@ def test_concept_reference_samples(setup, tmp_path):
         with pytest.raises(ValueError, match="load_reference_samples"):
             dk.report(setup.store, out, concepts=[tmp_path / "saved"], progress=False)
         return
-    refs = dk.concepts.reference_samples(setup.analyzer, (setup.x, setup.y), "conv2d",
+    refs = dk.concepts.reference_samples(setup.analyzer, (setup.x, setup.y), "conv",
                                          [0, 1], k=2, out=tmp_path / "scores", progress=False)
     refs.save(tmp_path / "refs")  # given as the saved folder (--concepts PATH)
     dk.report(setup.store, out, concepts=[tmp_path / "refs"], thumb_size=8, progress=False)
