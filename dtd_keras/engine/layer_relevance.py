@@ -111,10 +111,17 @@ def concrete_with_layers(analyzer: Any, names: tuple[str, ...], many: bool,
     hands down to each of its inputs and then the values of those inputs, for ``neuron``
     of shape ``[batch]`` or, with ``many``, ``[batch, K]``: traced once per distinct
     ``(names, many, inputs)`` and cached on the analyzer. A separate ``tf.function``, so
-    that the plain one keeps its ``(inputs, neuron)`` signature (export, distribution)."""
+    that the plain one keeps its ``(inputs, neuron)`` signature (export, distribution).
+
+    Under TensorFlow's debugging switch ``tf.config.run_functions_eagerly(True)`` the
+    pass runs eagerly instead, untraced (as a ``tf.function`` would): a one-off account
+    of a large model then skips compiling a graph with an output per layer."""
+    options = {"layer_inputs": True} if inputs else {}
+    if tf.config.functions_run_eagerly():
+        return lambda values, neuron: analyzer._relevance_graph(values, neuron, layers=names,
+                                                                **options)
     cache = analyzer.__dict__.setdefault("_layer_concrete", {})
     if (names, many, inputs) not in cache:
-        options = {"layer_inputs": True} if inputs else {}
 
         def traced(values: tuple, neuron: tf.Tensor):
             analyzer.trace_count += 1
