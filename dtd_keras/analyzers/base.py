@@ -153,7 +153,12 @@ class Analyzer:
         ``relevance(inputs, outputs, relevances, rule, **kept)`` and ``relevance_many``
         signatures (it may delegate everything else to the original); its rule stays
         ``rules[name]``. :class:`~dtd_keras.relevance_model.MinMaxDTD` replaces its
-        modelled layers' rules by their relevance models so."""
+        modelled layers' rules by their relevance models so. A RuntimeError once the
+        analyzer is built (its compiled passes would not see the change)."""
+        if "_function" in self.__dict__:
+            raise RuntimeError(f"replace_behaviour({name!r}) is for building: call it in "
+                               f"{type(self).__name__}._finish_build, before any pass is "
+                               "compiled")
         self.behaviour(name)  # known
         self._steps = [(wrap(step) if step.call.name == name else step, rule)
                        for step, rule in self._steps]
