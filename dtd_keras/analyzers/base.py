@@ -25,6 +25,7 @@ from ..engine.layer_relevance import (
     concrete_with_layers,
     empty_input_maps,
     empty_layer_maps,
+    join_neurons,
     layer_input_keys,
     layer_keys,
     split_outputs,
@@ -365,20 +366,7 @@ class Analyzer:
         function = self._concrete_with(names, True, layer_inputs)
         parts = [self._run(function, arrays, chosen[:, i:i + step], names, layer_inputs)
                  for i in range(0, chosen.shape[1], step)]
-        maps = [np.concatenate(m, axis=1) for m in zip(*(p.maps() for p in parts))]
-        shares = {k: np.concatenate([p.embeddings[k] for p in parts], axis=1)
-                  for k in parts[0].embeddings}
-        hidden = {k: np.concatenate([p.layer_relevance[k] for p in parts], axis=1)
-                  for k in names}
-        handed = {k: [np.concatenate(r, axis=1) for r in zip(*(p.layer_input_relevance[k]
-                                                               for p in parts))]
-                  for k in parts[0].layer_input_relevance}
-        return Explanation(maps if len(maps) > 1 else maps[0],
-                           np.concatenate([p.neuron for p in parts], axis=1),
-                           np.concatenate([p.explained for p in parts], axis=1),
-                           absorbed_by=self.absorbed_by, embeddings=shares,
-                           layer_relevance=hidden, layer_input_relevance=handed,
-                           layer_inputs=parts[0].layer_inputs)
+        return join_neurons(parts)
 
     def _concrete_with(self, names: tuple[str, ...], many: bool, inputs: bool = False) -> Any:
         """The concrete function for one neuron (or K, ``many``) per sample that also

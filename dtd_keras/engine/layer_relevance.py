@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["concrete_with_layers", "empty_input_maps", "empty_layer_maps", "input_counts",
-           "layer_keys", "supports_layers"]
+           "join_neurons", "layer_input_keys", "layer_keys", "split_outputs",
+           "supports_layers"]
 
 
 def supports_layers(analyzer: Any) -> bool:
@@ -153,3 +154,26 @@ def split_outputs(analyzer: Any, maps: Sequence[Any], names: Sequence[str], inpu
         values[name] = arrays[at + size:at + size + count]
         at += count
     return arrays[:below], hidden, handed, values
+
+
+def join_neurons(parts: Sequence[Any]) -> Any:
+    """One :class:`~dtd_keras.Explanation` from explanations of consecutive chunks of the
+    K neurons per sample (everything per neuron joined along axis 1; the layers' input
+    values, per sample only, from the first)."""
+    from ..explanation import Explanation
+
+    def join(arrays: Any) -> np.ndarray:
+        return np.concatenate(list(arrays), axis=1)
+
+    first = parts[0]
+    maps = [join(m) for m in zip(*(p.maps() for p in parts))]
+    return Explanation(
+        maps if len(maps) > 1 else maps[0], join(p.neuron for p in parts),
+        join(p.explained for p in parts), absorbed_by=first.absorbed_by,
+        embeddings={k: join(p.embeddings[k] for p in parts) for k in first.embeddings},
+        layer_relevance={k: join(p.layer_relevance[k] for p in parts)
+                         for k in first.layer_relevance},
+        layer_input_relevance={k: [join(r) for r in zip(*(p.layer_input_relevance[k]
+                                                          for p in parts))]
+                               for k in first.layer_input_relevance},
+        layer_inputs=first.layer_inputs)
