@@ -126,7 +126,14 @@ class Explanation:
     ``layer_relevance``: the relevance at the outputs of the layers asked for with
     ``explain(x, layers=[...])``, keyed by layer name, each shaped like that layer's
     output (``[batch, K, …]`` for K neurons per sample); empty by default. Not part of
-    :meth:`properties`."""
+    :meth:`properties`.
+
+    ``layer_input_relevance`` and ``layer_inputs`` (with ``explain(x, layers=[...],
+    layer_inputs=True)``; else empty): per layer asked for, a list with one array per
+    input of the layer: the relevance the layer hands down to that input, before other
+    readers of the input add theirs (shaped like the input, ``[batch, K, …]`` for K
+    neurons per sample; zeros where it gives none), and the input's value as the
+    analyzer computes it (``[batch, …]``)."""
 
     relevance: np.ndarray | list[np.ndarray]
     neuron: np.ndarray
@@ -134,6 +141,8 @@ class Explanation:
     absorbed_by: tuple[str, ...] = ()
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     layer_relevance: dict[str, np.ndarray] = field(default_factory=dict)
+    layer_input_relevance: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    layer_inputs: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     def maps(self) -> list[np.ndarray]:
         """The relevance maps as a list (one per model input)."""
