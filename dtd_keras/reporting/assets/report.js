@@ -237,11 +237,17 @@
               categoryName(k, codes[k].values[codes[k].codes[i]])}));
     });
     var dl = el("dl", {className: "nums"});
-    numberKeys.forEach(function (k) {
-      if (k === "index") return;
+    cardKeys().forEach(function (k) {
       append(dl, [el("dt", {text: labelOf[k], title: labelOf[k]}), el("dd", {text: fmt(columns[k][i])})]);
     });
     return el("figcaption", {}, [el("div", {className: "tags"}, parts), dl]);
+  }
+
+  /* The numbers on a card: the first three fields and the one sorted by (all in the detail view). */
+  function cardKeys() {
+    var keys = numberKeys.filter(function (k) { return k !== "index"; }).slice(0, 3);
+    if (columns[state.sort] && state.sort !== "index" && keys.indexOf(state.sort) < 0) keys.push(state.sort);
+    return keys;
   }
 
   function renderGallery() {
@@ -506,7 +512,7 @@
         g.appendChild(bar);
       });
       box.appendChild(el("figure", {className: "histogram chart", "data-key": h.key},
-                         [g, el("figcaption", {text: h.label || h.key})]));
+                         [el("h3", {text: h.label || h.key}), g]));
     });
   }
 
