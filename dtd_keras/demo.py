@@ -57,7 +57,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FILES", "METHODS", "Method", "build_model", "check_out", "load_data", "run_demo"]
+__all__ = ["FILES", "FOLDERS", "METHODS", "Method", "build_model", "check_out", "load_data",
+           "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def check_out(out_dir: str | os.PathLike[str], overwrite: bool = False,
 
     A new or empty folder is fine. A folder that is not empty is refused unless
     ``overwrite``; then the demo's files (:data:`FILES`) there are replaced only if they
-    are an earlier demo's (its ``results.json`` says so); other files are never touched.
+    are an earlier demo's (its ``results.json`` says so), and its folders (:data:`FOLDERS`)
+    only if they are a results store and a report; other files are never touched.
     ``option`` names the switch in the message (``--overwrite`` on the command line).
 
     Raises
@@ -126,7 +128,7 @@ def check_out(out_dir: str | os.PathLike[str], overwrite: bool = False,
     if not overwrite:
         raise ValueError(f"{out} already exists and is not empty; pass {option} to replace "
                          "an earlier demo's outputs there, or give a new folder")
-    present = [name for name in (*FILES.values(), *FOLDERS.values()) if (out / name).exists()]
+    present = [name for name in (*FOLDERS.values(), *FILES.values()) if (out / name).exists()]
     if present and not _written_by_the_demo(out / FILES["json"]):
         raise ValueError(f"{out} holds {', '.join(present)}, which the demo did not write "
                          f"(no results.json of an earlier demo there); {option} replaces "
@@ -277,7 +279,8 @@ def _figure(x_rows: np.ndarray, labels: list[str], maps: dict[str, np.ndarray],
 def run_demo(out_dir: str | os.PathLike[str], epochs: int | None = None, seed: int = 0,
              quick: bool = False, verbose: bool = True, overwrite: bool = False) -> dict:
     """Train, explain, and write ``demo.png``, ``results.json``, ``results.md``,
-    ``model.keras`` and ``digits.npy`` to ``out_dir``.
+    ``model.keras``, ``digits.npy``, the results store ``explained.zarr`` and its HTML
+    report ``report/`` to ``out_dir``.
 
     ``out_dir`` must be a new or empty folder; with ``overwrite=True`` it may hold an
     earlier demo's outputs, which are replaced (other files stay; see :func:`check_out`,
