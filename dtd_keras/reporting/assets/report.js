@@ -281,7 +281,7 @@
 
   /* ---------- detail view ---------- */
   function showDetail(i) {
-    var row = rowIds ? rowIds[i] : i, big = pixelated ? 8 : 3;
+    var row = rowIds ? rowIds[i] : i;
     var rows = [["row", row]];
     if (sampleIndex) rows.push(["sample index", sampleIndex[i]]);
     categoryKeys.forEach(function (k) {
@@ -292,10 +292,8 @@
     body.textContent = "";
     append(body, [
       el("div", {className: "pair big"}, [
-        thumbs.input ? el("img", {src: local(thumb(row, "input")), alt: "input",
-                                  width: size[1] * big, height: size[0] * big}) : null,
-        el("img", {src: local(thumb(row, "heatmap")), alt: "heatmap",
-                   width: size[1] * big, height: size[0] * big})]),
+        thumbs.input ? el("img", {src: local(thumb(row, "input")), alt: "input"}) : null,
+        el("img", {src: local(thumb(row, "heatmap")), alt: "heatmap"})]),
       el("table", {}, rows.map(function (r) {
         return el("tr", {}, [el("th", {text: r[0]}), el("td", {text: fmt(r[1])})]);
       }))]);
@@ -492,6 +490,11 @@
     if (!hists.length) return none(box, "No histograms in this report.");
     hists.forEach(function (h) {
       var edges = h.edges || [], counts = h.counts || [];
+      if (!counts.length || edges.length !== counts.length + 1) {
+        box.appendChild(el("figure", {className: "histogram chart", "data-key": h.key},
+          [el("h3", {text: h.label || h.key}), el("p", {className: "empty", text: "No finite values."})]));
+        return;
+      }
       var top = Math.max.apply(null, counts.concat([1]));
       var lo = edges[0], hi = edges[edges.length - 1];
       var x = function (v) { return M.l + (hi > lo ? (v - lo) / (hi - lo) : 0.5) * (W - M.l - M.r); };
