@@ -13,7 +13,9 @@ more axes are summed into the channel axis.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ import numpy as np
 
 from ..image import heatmap, to_rgb
 from ..image.png import write_png
+
+_WRITERS = 4
 
 __all__ = ["as_images", "crop_pixels", "fit_size", "heatmap_pixels", "input_pixels",
            "link_or_write", "resize", "to_maps", "value_range", "write_pngs"]
@@ -85,21 +89,30 @@ def resize(values: np.ndarray, height: int, width: int) -> np.ndarray:
     return _axis_resize(_axis_resize(values, 1, height), 2, width)
 
 
-def heatmap_pixels(relevance: np.ndarray, size: int) -> np.ndarray:
-    """uint8 RGB heatmaps ``(N, h, w, 3)`` of a batch of relevance, each on its own scale."""
-    maps = to_maps(relevance)
-    height, width = fit_size(maps.shape[1:], size)
-    return heatmap(resize(maps, height, width), reduce=None, axis=None, per_sample=True)
+def _shrink_then_enlarge(values: np.ndarray, size: int) -> tuple[np.ndarray, tuple]:
+    """Area-average the axes that shrink now; the axes that grow are enlarged after
+    colouring (nearest neighbour commutes with the pointwise colouring, and every source
+    pixel survives, so the maps' scale is unchanged): 5× fewer pixels to colour for
+    28 → 64."""
+    height, width = fit_size(values.shape[1:3], size)
+    return (resize(values, min(height, values.shape[1]), min(width, values.shape[2])),
+            (height, width))
+
+
+def heatmap_pixels(maps: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGB heatmaps ``(N, h, w, 3)`` of a batch of maps (:func:`to_maps`), each on its
+    own scale."""
+    small, (height, width) = _shrink_then_enlarge(maps, size)
+    pixels = heatmap(small, reduce=None, axis=None, per_sample=True)
+    return resize(pixels, height, width)
 
 
 def input_pixels(inputs: np.ndarray, size: int,
                  value_range: tuple[float, float] | None) -> np.ndarray:
     """uint8 RGB pictures ``(N, h, w, 3)`` of a batch of inputs (``value_range`` maps to
     0…255; None: each image stretched by its own min/max)."""
-    images = as_images(inputs)
-    height, width = fit_size(images.shape[1:3], size)
-    small = resize(images, height, width)
-    return to_rgb(small, axis=-1, value_range=value_range)
+    small, (height, width) = _shrink_then_enlarge(as_images(inputs), size)
+    return resize(to_rgb(small, axis=-1, value_range=value_range), height, width)
 
 
 def value_range(inputs: np.ndarray) -> tuple[float, float] | None:
@@ -111,12 +124,28 @@ def value_range(inputs: np.ndarray) -> tuple[float, float] | None:
     return float(values.min()), float(values.max())
 
 
-def write_pngs(pixels: np.ndarray, paths: Sequence[Path]) -> None:
-    """Write ``pixels[i]`` to ``paths[i]`` (atomically: a temporary file is renamed)."""
-    for image, path in zip(pixels, paths):
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+def write_pngs(pixels: np.ndarray, paths: Sequence[Path], *, atomic: bool = True) -> None:
+    """Write ``pixels[i]`` to ``paths[i]``; ``atomic``: through a temporary file that is
+    renamed (the gallery's thumbnails are not: the manifest counts a shard only once all
+    its files are written, so a killed run's half-written shard is written again)."""
+    def write(item: tuple[np.ndarray, Path]) -> None:
+        image, path = item
+        if not atomic:
+            write_png(image, path)
+            return
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}"
+                                   ".partial")
         write_png(image, temporary)
         os.replace(temporary, path)
+
+    items = list(zip(pixels, paths))
+    if len(items) < 32:
+        for item in items:
+            write(item)
+        return
+    # a few threads: creating files waits on the disk, zlib releases the GIL
+    with ThreadPoolExecutor(_WRITERS) as pool:
+        list(pool.map(write, items))
 
 
 def link_or_write(source: Path, target: Path) -> None:

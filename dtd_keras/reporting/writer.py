@@ -171,8 +171,8 @@ class _Means:
         for key in sorted(self.counts):
             count = self.counts[key]
             heat = folder / f"{key}-heatmap.png"
-            thumbnails.write_pngs(thumbnails.heatmap_pixels(self.maps[key][None] / count,
-                                                            size), [heat])
+            thumbnails.write_pngs(thumbnails.heatmap_pixels(
+                thumbnails.to_maps(self.maps[key][None] / count), size), [heat])
             picture = None
             if key in self.inputs:
                 picture = folder / f"{key}-input.png"
@@ -220,14 +220,15 @@ def _thumbnails(results: Any, inputs: Any, table: dict[str, np.ndarray], out: Pa
             folder = out / "thumbs" / str(shard)
             folder.mkdir(parents=True, exist_ok=True)
             heat = thumbnails.heatmap_pixels(maps, size)
-            thumbnails.write_pngs(heat, [folder / f"{r}-heatmap.png" for r in rows.tolist()])
+            thumbnails.write_pngs(heat, [folder / f"{r}-heatmap.png" for r in rows.tolist()],
+                                  atomic=False)
             if images is not None:
                 unique, where = np.unique(samples, return_index=True)
                 pictures = thumbnails.input_pixels(images[where], size, value_range)
                 written = {}
                 for sample, pixels, r in zip(unique.tolist(), pictures, rows[where].tolist()):
                     path = folder / f"{r}-input.png"
-                    thumbnails.write_pngs([pixels], [path])
+                    thumbnails.write_pngs([pixels], [path], atomic=False)
                     written[sample] = path
                 for sample, r in zip(samples.tolist(), rows.tolist()):
                     path = folder / f"{r}-input.png"
