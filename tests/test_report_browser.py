@@ -291,6 +291,10 @@ def test_report_gallery_in_chromium(browser, real_report):
         p.wait_for_function("() => { const i = document.querySelector('#gallery .item img');"
                             " return i && i.complete && i.naturalWidth > 0; }")
         assert _distinct_colours(p.screenshot()) > 50
+        # the mean maps (lazy images) load once scrolled to
+        p.locator("#class-means").scroll_into_view_if_needed()
+        p.wait_for_function("() => [...document.querySelectorAll('#class-means img')]"
+                            ".every(i => i.complete && i.naturalWidth > 0)")
         _check_clean(page)
     finally:
         page.close()
