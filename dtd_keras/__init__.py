@@ -31,6 +31,7 @@ _EXPORTS = {
     "PRESETS": "presets", "create_analyzer": "presets",
     "analyze_dataset": "datasets", "load_results": "datasets",
     "MinMaxDTD": "relevance_model",
+    "report": "reporting",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
@@ -43,9 +44,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .layers import register_layer
     from .presets import PRESETS, create_analyzer
     from .relevance_model import MinMaxDTD
+    from .reporting import report
 
 # submodules that need no TensorFlow (the others import it through _check_backend)
-_WITHOUT_TENSORFLOW = {"cli", "demo", "errors", "image", "reading"}
+_WITHOUT_TENSORFLOW = {"cli", "demo", "errors", "image", "reading", "reporting"}
 
 _backend_checked = False
 
@@ -91,5 +93,5 @@ def __dir__() -> list[str]:
 __all__ = [
     "DTD", "LRP", "Analyzer", "AttnLRP", "Box", "DomainError", "Explanation", "MinMaxDTD",
     "NumericalError", "UnsupportedLayerError", "PRESETS", "create_analyzer", "register_layer",
-    "rules", "analyze_dataset", "load_results",
+    "rules", "analyze_dataset", "load_results", "report",
 ]

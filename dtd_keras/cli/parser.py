@@ -77,7 +77,7 @@ ZARR_ABOVE = 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``dtd-keras`` argument parser (subcommands explain, export, demo)."""
+    """The ``dtd-keras`` argument parser (subcommands explain, export, report, demo)."""
     from .. import __version__
 
     common = argparse.ArgumentParser(add_help=False)
@@ -146,6 +146,36 @@ def build_parser() -> argparse.ArgumentParser:
                      ("out_dir", dict(metavar="OUT_DIR", help="the SavedModel folder to write")))
     export.add_argument("--overwrite", action="store_true",
                         help="replace an existing SavedModel in OUT_DIR")
+
+    report = commands.add_parser(
+        "report", parents=[common], help="write a results store as an HTML report to browse",
+        description="Write a static HTML site of the results store STORE (written by "
+                    "dk.analyze_dataset or 'dtd-keras explain --store zarr') to --out: a "
+                    "gallery of input/heatmap pairs, sortable and filterable, per-class mean "
+                    "maps, histograms of the conservation properties, the evaluations "
+                    "attached to the store (dk.reporting.attach) and concept reference "
+                    "samples. Open DIR/index.html from disk: no server, nothing fetched. "
+                    "Writing it again into the same --out keeps the thumbnails of the same "
+                    "store.",
+        epilog="example: dtd-keras report explained.zarr --out report --data digits.npy")
+    report.add_argument("store", metavar="STORE", help="the results store (a .zarr folder)")
+    report.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder: new, empty or an earlier report")
+    report.add_argument("--data", default=None, metavar="PATH",
+                        help="the data the store explained (.npy, .npz or the image "
+                             "folder), for input thumbnails; without it: heatmaps only")
+    report.add_argument("--concepts", nargs="+", default=None, metavar="PATH",
+                        help="reference samples saved by dk.concepts.reference_samples(...)"
+                             ".save(PATH)")
+    report.add_argument("--page-size", type=int, default=48, metavar="N",
+                        help="gallery items per page (default 48)")
+    report.add_argument("--thumb-size", type=int, default=64, metavar="PX",
+                        help="thumbnail size in pixels, the longer side (default 64)")
+    report.add_argument("--allow-partial", action="store_true",
+                        help="report an unfinished store (its done samples)")
+    report.add_argument("--overwrite", action="store_true",
+                        help="write into a --out folder that is not a report (its other "
+                             "files stay), and draw every thumbnail again")
 
     demo = commands.add_parser(
         "demo", parents=[common], help="train a digits CNN and compare DTD with LRP",

@@ -78,6 +78,10 @@ def _run(args) -> int:
         from .explain import cmd_explain
 
         return cmd_explain(args)
+    if args.command == "report":
+        from .report import cmd_report
+
+        return cmd_report(args)
     if args.command == "export":
         from .commands import cmd_export
 

@@ -36,8 +36,10 @@ STALE_AFTER_S = 15 * 60
 """A creation folder older than this is a leftover (creating a skeleton takes < 1 s)."""
 _BOOL_FIELDS = ("positive", "consistent")
 _MAX_CHUNK_BYTES = 64 << 20
+# "attachments": evaluation results stored with the run (dtd_keras.reporting.attach);
+# overwrite removes them with the results they describe
 _ENTRIES = {"zarr.json", "neuron", "logit", "index", "label", "file_digest", "properties",
-            "done"}
+            "done", "attachments"}
 
 
 # ------------------------------------------------------------------- paths

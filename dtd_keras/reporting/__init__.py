@@ -1,0 +1,23 @@
+"""A report to browse: a results store as a static HTML site that opens from disk.
+
+>>> dk.report("explained.zarr", "report/", data=x)        # → report/index.html
+>>> dk.reporting.attach("explained.zarr", dk.evaluate.pixel_flipping(...))
+
+=================  ==============================================================
+module             job
+=================  ==============================================================
+``writer``         :func:`report`: out checks, the manifest, the data files
+``tables``         the gallery's rows and columns, fields, histograms, ``window.X``
+``thumbnails``     heatmap / input thumbnails, mean maps, crops (PNG, numpy only)
+``inputs``         the data behind a store, read again for input thumbnails
+``sections``       evaluations (and :func:`attach`), concept reference samples
+``assets/``        the page itself (index.html, report.js, report.css)
+=================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from .sections import attach, attachments
+from .writer import report
+
+__all__ = ["attach", "attachments", "report"]

@@ -1,0 +1,192 @@
+"""The report's optional sections: ``dk.evaluate`` results and concept reference samples,
+and :func:`attach`, which stores evaluation results with a results store.
+
+Attachments live in ``<store>/attachments/<name>.json`` (written atomically). A results
+store counts that folder as its own (``analyze_dataset(..., overwrite=True)`` removes it
+with the results it described; resuming and the lost-chunk checks ignore it).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .tables import clean
+from .thumbnails import crop_pixels, write_pngs
+
+__all__ = ["ATTACHMENTS", "attach", "attachments", "concept_sections", "evaluation_sections"]
+
+ATTACHMENTS = "attachments"
+_FORMAT = "dtd_keras.attachment"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def _to_dict(result: Any, what: str) -> dict:
+    to_dict = getattr(result, "to_dict", None)
+    if not callable(to_dict):
+        raise TypeError(f"{what}: expected a dk.evaluate result (PixelFlipping, "
+                        f"Randomization, TokenDeletion, Continuity, Summary: an object with "
+                        f"to_dict()), got {type(result).__name__}")
+    return clean(to_dict())
+
+
+def attach(store: str | os.PathLike, result: Any, name: str | None = None) -> Path:
+    """Store a ``dk.evaluate`` result with the results store ``store``, so that
+    :func:`dtd_keras.report` (and ``dtd-keras report``) shows it.
+
+    ``name`` (letters, digits, ``_ . -``; default: the result's class name in lower case)
+    names the file ``<store>/attachments/<name>.json``; attaching again under the same
+    name replaces it. Returns that path.
+    """
+    from ..datasets.store import is_store
+
+    path = Path(store)
+    if not is_store(path):
+        raise ValueError(f"{path} is not a dtd_keras results store (dk.analyze_dataset "
+                         "writes one); attach evaluation results to a store")
+    data = _to_dict(result, "attach")
+    kind = type(result).__name__
+    name = kind.lower() if name is None else str(name)
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"attachment name {name!r}: use letters, digits, '_', '.' and '-' "
+                         "(starting with a letter or digit)")
+    folder = path / ATTACHMENTS
+    folder.mkdir(exist_ok=True)
+    record = {"format": _FORMAT, "version": 1, "kind": kind, "name": name,
+              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+              "data": data}
+    target = folder / f"{name}.json"
+    temporary = folder / f".{name}.{os.getpid()}.partial"
+    temporary.write_text(json.dumps(record, allow_nan=False, default=str), encoding="utf-8")
+    os.replace(temporary, target)
+    return target
+
+
+def attachments(store: str | os.PathLike) -> list[dict]:
+    """The attachments of ``store`` (sorted by name): ``{"kind", "name", "created",
+    "data"}`` each; files that are not attachments are skipped."""
+    folder = Path(store) / ATTACHMENTS
+    found = []
+    for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("format") == _FORMAT:
+            found.append(record)
+    return found
+
+
+# ------------------------------------------------------------------- evaluations
+_TITLES = {
+    "PixelFlipping": ("Pixel flipping (AOPC)", "patches removed"),
+    "TokenDeletion": ("Token deletion (AOPC)", "tokens replaced"),
+    "Randomization": ("Model randomisation (cascading, top layer first)",
+                      "layers randomised (top first)"),
+    "Continuity": ("Continuity", ""),
+    "Summary": ("Conservation and positivity (seed section 3)", ""),
+}
+
+
+def _numbers(data: dict) -> dict:
+    return {k: v for k, v in data.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) or v is None}
+
+
+def _evaluation(kind: str, data: dict, name: str | None) -> dict:
+    title, x_label = _TITLES.get(kind, (kind, ""))
+    series: list[dict] = []
+    y_label = ""
+    numbers = _numbers(data)
+    if kind in ("PixelFlipping", "TokenDeletion") and "curve" in data:
+        steps = list(range(len(data["curve"])))
+        series = [{"label": "most relevant first", "x": steps, "y": data["curve"]},
+                  {"label": "random order", "x": steps, "y": data.get("random_curve", [])}]
+        numbers = {"AOPC": data.get("aopc"), "AOPC random": data.get("aopc_random"),
+                   **{k: v for k, v in numbers.items() if k not in ("aopc", "aopc_random")}}
+        y_label = "explained logit (mean)"
+    elif kind == "Randomization" and "layers" in data:
+        layers = list(data["layers"])
+        series = [{"label": label, "x": layers, "y": data.get(key, [])}
+                  for key, label in (("similarity", "Spearman |R|"),
+                                     ("spearman_signed", "Spearman R"), ("ssim", "SSIM |R|"))]
+        y_label = "similarity to the trained model"
+    if name and name != kind.lower():
+        title = f"{title}: {name}"
+    return {"kind": kind, "title": title, "x_label": x_label, "y_label": y_label,
+            "series": series, "numbers": numbers}
+
+
+def evaluation_sections(stored: Iterable[dict], given: Iterable[Any]) -> list[dict]:
+    """``DTD_REPORT.evaluations``: the stored attachments, then the results given (each a
+    ``dk.evaluate`` result, or an attachment record as :func:`attachments` returns)."""
+    found = [_evaluation(r["kind"], r.get("data") or {}, r.get("name")) for r in stored]
+    for i, item in enumerate(given):
+        if isinstance(item, dict) and "kind" in item and "data" in item:
+            found.append(_evaluation(str(item["kind"]), clean(item["data"]), item.get("name")))
+        else:
+            found.append(_evaluation(type(item).__name__, _to_dict(item, f"evaluations[{i}]"),
+                                     None))
+    return found
+
+
+# ------------------------------------------------------------------- concepts
+_CONCEPT_ATTRIBUTES = ("layer", "method", "channels", "indices", "scores", "crops")
+
+
+def _load_concepts(item: Any, i: int) -> Any:
+    if not isinstance(item, (str, os.PathLike)):
+        return item
+    try:
+        from ..concepts import load_reference_samples
+    except ImportError:
+        raise ValueError(f"concepts[{i}] is a path ({item}), but this dtd_keras has no "
+                         "dtd_keras.concepts.load_reference_samples to read it; pass the "
+                         "ReferenceSamples object") from None
+    return load_reference_samples(item)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "layer"
+
+
+def concept_sections(concepts: Iterable[Any], out: Path, size: int) -> list[dict]:
+    """``DTD_REPORT.concepts``: for each reference-samples object (``dk.concepts.
+    reference_samples``' result, or a path it was saved to), its channels' top samples
+    with their crops written to ``out/concepts/<layer>/<channel>-<j>.png``."""
+    found: list[dict] = []
+    used: set[str] = set()
+    for i, item in enumerate(concepts):
+        samples = _load_concepts(item, i)
+        missing = [a for a in _CONCEPT_ATTRIBUTES if not hasattr(samples, a)]
+        if missing:
+            raise TypeError(f"concepts[{i}] ({type(samples).__name__}) lacks {missing}: "
+                            "expected dk.concepts.reference_samples' result")
+        layer = str(samples.layer)
+        slug = base = _slug(layer)
+        if slug in used:
+            slug = _slug(f"{base}-{samples.method}")
+        number = 2
+        while slug in used:
+            slug, number = f"{base}-{number}", number + 1
+        used.add(slug)
+        folder = out / "concepts" / slug
+        folder.mkdir(parents=True, exist_ok=True)
+        indices, scores = np.asarray(samples.indices), np.asarray(samples.scores)
+        channels = []
+        for c, channel in enumerate(np.asarray(samples.channels).tolist()):
+            crops = list(samples.crops[c])
+            paths = [folder / f"{channel}-{j}.png" for j in range(len(crops))]
+            write_pngs([crop_pixels(crop, size) for crop in crops], paths)
+            channels.append({"channel": channel, "samples": [
+                {"image": p.relative_to(out).as_posix(), "index": int(indices[c, j]),
+                 "score": float(scores[c, j])} for j, p in enumerate(paths)]})
+        found.append({"layer": layer, "method": str(samples.method), "channels": channels})
+    return found

@@ -1,0 +1,390 @@
+""":func:`report`: a results store → a static HTML site that opens from disk.
+
+Layout of ``out/`` (the contract with the page, ``assets/``)::
+
+    index.html, assets/…            the page, copied from dtd_keras/reporting/assets/
+    data/report.js                  window.DTD_REPORT = {...};  (everything but the rows)
+    data/items.js                   window.DTD_ITEMS = {...};   (columnar: one list per field)
+    data/manifest.json              what the thumbnails were made from (reruns keep them)
+    thumbs/<row // 1000>/<row>-heatmap.png, …-input.png
+    means/<class>-heatmap.png, means/<class>-input.png
+    concepts/<layer>/<channel>-<j>.png
+
+Thumbnails are written once: a rerun into the same ``out`` rewrites only the shards of
+1,000 rows whose chunks changed (a resumed partial store), and none for the same store;
+another store (or other data, thumbnail size) rewrites them all.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import tables, thumbnails
+from .inputs import open_inputs
+from .sections import attachments, concept_sections, evaluation_sections
+
+__all__ = ["SHARD", "report"]
+
+SHARD = 1000
+"""Thumbnails per folder ``thumbs/<shard>/``."""
+_FORMAT = "dtd_keras.report"
+_VERSION = 1
+_OURS = ("index.html", "assets", "data", "thumbs", "means", "concepts")
+_ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+# ------------------------------------------------------------------- out and manifest
+def _manifest(out: Path) -> dict | None:
+    try:
+        found = json.loads((out / "data" / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and found.get("format") == _FORMAT else None
+
+
+def _check_out(out: Path, store: Path, overwrite: bool) -> None:
+    real, home = Path(os.path.realpath(out)), Path(os.path.realpath(store))
+    if real == home or home in real.parents:
+        raise ValueError(f"out {out} lies inside the results store {store}; write the report "
+                         "outside it (the store holds only its own files)")
+    if real in home.parents:
+        raise ValueError(f"out {out} contains the results store {store}; choose a folder "
+                         "outside it (e.g. next to the store)")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"out {out} is a file, not a folder")
+    if (out.is_dir() and any(out.iterdir()) and _manifest(out) is None and not overwrite):
+        raise FileExistsError(f"out {out} is not empty and holds no earlier report; choose a "
+                              "new or empty folder, or pass overwrite=True (--overwrite) to "
+                              "write the report's files there (other files stay)")
+
+
+def _remove_ours(out: Path) -> None:
+    for name in _OURS:
+        entry = out / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.exists() or entry.is_symlink():
+            entry.unlink()
+
+
+def _copy_assets(out: Path) -> None:
+    if not _ASSETS.is_dir():
+        return
+    for source in sorted(_ASSETS.rglob("*")):
+        if not source.is_file() or source.name.startswith(".") or source.suffix == ".py":
+            continue
+        relative = source.relative_to(_ASSETS)
+        target = out / relative if relative.as_posix() == "index.html" else (
+            out / "assets" / relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------- opening
+def _open(results: Any, allow_partial: bool) -> Any:
+    from ..datasets import load_results
+    from ..datasets.results import Results
+
+    if isinstance(results, Results):
+        opened = results
+    elif isinstance(results, (str, os.PathLike)):
+        from ..datasets.store import is_store
+
+        if not is_store(Path(results)):
+            raise ValueError(f"{results} is not a dtd_keras results store (no "
+                             "'dtd_keras.dataset' metadata in its zarr.json; "
+                             "dk.analyze_dataset writes one)")
+        opened = load_results(results, allow_partial=True)
+    else:
+        raise TypeError(f"results must be dk.load_results' Results or a store path, got "
+                        f"{type(results).__name__}")
+    if not allow_partial and not opened.complete:
+        raise ValueError(f"{opened.path} is incomplete ({int(opened.done.sum())} of "
+                         f"{len(opened)} samples done); finish it with analyze_dataset, or "
+                         "pass allow_partial=True (--allow-partial) to report the done ones")
+    return opened
+
+
+def _class_keys(results: Any, table: dict[str, np.ndarray]) -> np.ndarray:
+    """Per row, the class its mean map averages it into (−1: none): with ``neuron="all"``
+    the explained class (only rows that explain the label, when there are labels), else
+    the label, else the explained neuron."""
+    if results.classes is not None:
+        keys = table["neuron"].astype(np.int64)
+        if "label" in table:
+            keys = np.where(table["label"] == keys, keys, -1)
+        return keys
+    return (table["label"] if "label" in table else table["neuron"]).astype(np.int64)
+
+
+def _shard_states(results: Any, shards: np.ndarray) -> dict[str, str]:
+    """Per shard, a hash of its chunks' commit digests (None for chunks not done)."""
+    done = results._checked[0]
+    per = results.classes or 1
+    chunk = results.layout.chunk_size
+    states = {}
+    for shard in shards.tolist():
+        first = shard * SHARD // per
+        last = min((shard + 1) * SHARD - 1, len(results) * per - 1) // per
+        states[str(shard)] = _hash([done.get(c) for c in range(first // chunk,
+                                                                last // chunk + 1)])
+    return states
+
+
+# ------------------------------------------------------------------- thumbnails and means
+class _Means:
+    """Per-class sums of the reduced relevance maps and of the inputs."""
+
+    def __init__(self) -> None:
+        self.maps: dict[int, np.ndarray] = {}
+        self.inputs: dict[int, np.ndarray] = {}
+        self.counts: dict[int, int] = {}
+
+    def add(self, keys: np.ndarray, maps: np.ndarray, images: np.ndarray | None) -> None:
+        for key in np.unique(keys[keys >= 0]).tolist():
+            pick = keys == key
+            self.counts[key] = self.counts.get(key, 0) + int(pick.sum())
+            self.maps[key] = self.maps.get(key, 0.0) + maps[pick].sum(axis=0, dtype=np.float64)
+            if images is not None:
+                self.inputs[key] = self.inputs.get(key, 0.0) + images[pick].sum(
+                    axis=0, dtype=np.float64)
+
+    def write(self, out: Path, size: int, names: Sequence[str] | None,
+              value_range: Any) -> list[dict]:
+        folder = out / "means"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        found = []
+        for key in sorted(self.counts):
+            count = self.counts[key]
+            heat = folder / f"{key}-heatmap.png"
+            thumbnails.write_pngs(thumbnails.heatmap_pixels(
+                thumbnails.to_maps(self.maps[key][None] / count), size), [heat])
+            picture = None
+            if key in self.inputs:
+                picture = folder / f"{key}-input.png"
+                thumbnails.write_pngs(thumbnails.input_pixels(
+                    self.inputs[key][None] / count, size, value_range), [picture])
+            name = names[key] if names is not None and key < len(names) else str(key)
+            found.append({"class": key, "name": name, "count": count,
+                          "heatmap": heat.relative_to(out).as_posix(),
+                          "input": None if picture is None else picture.relative_to(
+                              out).as_posix()})
+        return found
+
+
+def _thumbnails(results: Any, inputs: Any, table: dict[str, np.ndarray], out: Path,
+                size: int, todo: set[int], means: _Means | None, value_range: Any,
+                progress: bool, on_shard: Any) -> None:
+    """Write the thumbnails of the shards in ``todo``; add every shard to ``means``."""
+    from tqdm.auto import tqdm
+
+    row = table["row"]
+    per = results.classes or 1
+    keys = _class_keys(results, table) if means is not None else None
+    relevance = results.relevance[0] if isinstance(results.relevance, list) else (
+        results.relevance)
+    shard_of = row // SHARD
+    bounds = np.flatnonzero(np.diff(shard_of)) + 1
+    starts, stops = np.r_[0, bounds], np.r_[bounds, len(row)]
+    wanted = [(a, b) for a, b in zip(starts.tolist(), stops.tolist())
+              if len(row) and (means is not None or int(shard_of[a]) in todo)]
+    for a, b in tqdm(wanted, desc="report", unit="shard", disable=not progress):
+        shard = int(shard_of[a])
+        rows = row[a:b]
+        samples = rows // per
+        first, last = int(samples[0]), int(samples[-1]) + 1
+        block = np.asarray(relevance[first:last])
+        if results.classes is not None:
+            block = block[samples - first, rows % per]
+        else:
+            block = block[samples - first]
+        maps = thumbnails.to_maps(block)
+        images = None
+        if inputs is not None:
+            images = inputs.read(first, last)[samples - first]
+        if shard in todo:
+            folder = out / "thumbs" / str(shard)
+            folder.mkdir(parents=True, exist_ok=True)
+            heat = thumbnails.heatmap_pixels(maps, size)
+            thumbnails.write_pngs(heat, [folder / f"{r}-heatmap.png" for r in rows.tolist()],
+                                  atomic=False)
+            if images is not None:
+                unique, where = np.unique(samples, return_index=True)
+                pictures = thumbnails.input_pixels(images[where], size, value_range)
+                written = {}
+                for sample, pixels, r in zip(unique.tolist(), pictures, rows[where].tolist()):
+                    path = folder / f"{r}-input.png"
+                    thumbnails.write_pngs([pixels], [path], atomic=False)
+                    written[sample] = path
+                for sample, r in zip(samples.tolist(), rows.tolist()):
+                    path = folder / f"{r}-input.png"
+                    if written[sample] != path:
+                        thumbnails.link_or_write(written[sample], path)
+            on_shard(shard)
+        if means is not None:
+            shaped = images
+            if images is not None:
+                shaped = thumbnails.as_images(images)
+            means.add(keys[a:b], maps, shaped)
+
+
+# ------------------------------------------------------------------- report
+def report(results: Any, out: str | os.PathLike, *, data: Any = None,
+           evaluations: Iterable[Any] = (), concepts: Iterable[Any] = (),
+           page_size: int = 48, thumb_size: int = 64, class_names: Sequence[str] | None = None,
+           allow_partial: bool = False, overwrite: bool = False,
+           progress: bool = True) -> Path:
+    """Write a static HTML report of a results store to the folder ``out``; returns
+    ``out/index.html``. It opens from disk (no server, nothing fetched from the internet).
+
+    Parameters
+    ----------
+    results:
+        :func:`~dtd_keras.load_results`' Results, or the store's path.
+    out:
+        A new or empty folder, or an earlier report (whose thumbnails are kept when they
+        were made from the same store, data and ``thumb_size``).
+    data:
+        The data the store explained (arrays, or the image folder), for input thumbnails
+        and per-class mean inputs; without it the gallery shows heatmaps only.
+    evaluations:
+        ``dk.evaluate`` results to show, after those stored with :func:`attach`.
+    concepts:
+        ``dk.concepts.reference_samples`` results (or paths they were saved to).
+    page_size, thumb_size:
+        Gallery items per page; thumbnail size in pixels (the longer side).
+    class_names:
+        Names of the classes (default: their numbers).
+    allow_partial:
+        Report an unfinished store: its done samples only.
+    overwrite:
+        Write into a non-empty folder that is not a report (other files stay), and make
+        every thumbnail again.
+    progress:
+        Show a progress bar over the thumbnail shards.
+    """
+    if not isinstance(page_size, int) or page_size < 1:
+        raise ValueError(f"page_size must be a positive integer, got {page_size!r}")
+    if not isinstance(thumb_size, int) or not 8 <= thumb_size <= 1024:
+        raise ValueError(f"thumb_size must be an integer from 8 to 1024, got {thumb_size!r}")
+    opened = _open(results, allow_partial)
+    out = Path(out)
+    _check_out(out, opened.path, overwrite)
+    inputs = open_inputs(data, opened)
+    evaluations, concepts = list(evaluations), list(concepts)
+    if overwrite:
+        _remove_ours(out)
+    out.mkdir(parents=True, exist_ok=True)
+    metadata = opened.metadata
+    identity = metadata.get("identity") or {}
+
+    row = tables.rows(opened)
+    table = tables.columns(opened, row)
+    shards = np.unique(row // SHARD)
+    states = _shard_states(opened, shards)
+    value_range = None
+    previous = _manifest(out) or {}
+    if inputs is not None:
+        value_range = (previous.get("value_range") if previous.get("inputs")
+                       == inputs.signature else None)
+        value_range = value_range or thumbnails.value_range(inputs.read(0, min(
+            SHARD, len(opened))))
+    base = {"format": _FORMAT, "version": _VERSION, "created": metadata.get("created"),
+            "identity": _hash(identity), "thumb_size": thumb_size, "shard": SHARD,
+            "inputs": None if inputs is None else inputs.signature,
+            "value_range": None if value_range is None else list(value_range)}
+    if any(previous.get(k) != v for k, v in base.items()):
+        previous = {}
+        for name in ("thumbs", "means"):
+            shutil.rmtree(out / name, ignore_errors=True)
+    kept = previous.get("shards", {})
+    todo = {int(s) for s, state in states.items() if kept.get(s) != state}
+    means_state = _hash(states)
+    redo_means = (previous.get("means_state") != means_state or previous.get("class_names")
+                  != (None if class_names is None else list(class_names)))
+    manifest = {**base, "store": str(opened.path.resolve()), "shards": dict(kept),
+                "class_names": None if class_names is None else list(class_names)}
+    for shard in todo:
+        manifest["shards"].pop(str(shard), None)
+    manifest.pop("means_state", None)
+    written = [0]
+
+    def on_shard(shard: int) -> None:
+        manifest["shards"][str(shard)] = states[str(shard)]
+        written[0] += 1
+        if written[0] % 10 == 0:
+            _save(out, manifest)
+
+    (out / "data").mkdir(exist_ok=True)
+    _save(out, manifest)
+    means = _Means() if redo_means else None
+    _thumbnails(opened, inputs, table, out, thumb_size, todo, means, value_range, progress,
+                on_shard)
+    class_means = (means.write(out, 2 * thumb_size, class_names, value_range) if means
+                   else previous.get("class_means", []))
+    manifest.update(means_state=means_state, class_means=class_means)
+
+    shutil.rmtree(out / "concepts", ignore_errors=True)
+    concept_list = concept_sections(concepts, out, thumb_size)
+    stored = attachments(opened.path)
+    classes = (identity.get("analyzer") or {}).get("output_size") or opened.classes
+    if not classes and len(row):
+        classes = int(np.nanmax(table["neuron"])) + 1
+    heat_shape = thumbnails.fit_size(thumbnails.to_maps(np.zeros(
+        (1, *opened.layout.inputs[0]), np.float32)).shape[1:], thumb_size)
+    info = {
+        "version": _VERSION,
+        "title": f"dtd_keras report: {opened.path.name}",
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"),
+        "store": str(opened.path.resolve()),
+        "analyzer": _describe_analyzer(identity),
+        "model": str((identity.get("model") or {}).get("name") or ""),
+        "count": int(len(row)),
+        "page_size": page_size,
+        "thumbs": {"shard": SHARD, "size": list(heat_shape), "input": inputs is not None},
+        "classes": {"count": int(classes or 0),
+                    "names": None if class_names is None else [str(n) for n in class_names]},
+        "fields": tables.fields("label" in table),
+        "class_means": class_means,
+        "histograms": tables.histograms(table),
+        "evaluations": evaluation_sections(stored, evaluations),
+        "concepts": concept_list,
+    }
+    tables.write_js(out / "data" / "items.js", "DTD_ITEMS", table=table)
+    tables.write_js(out / "data" / "report.js", "DTD_REPORT", info)
+    _copy_assets(out)
+    _save(out, manifest)
+    return out / "index.html"
+
+
+def _save(out: Path, manifest: dict) -> None:
+    path = out / "data" / "manifest.json"
+    temporary = path.with_name(f".manifest.{os.getpid()}.partial")
+    temporary.write_text(json.dumps(tables.clean(manifest), indent=1), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _describe_analyzer(identity: dict) -> str:
+    analyzer = identity.get("analyzer") or {}
+    kind = str(analyzer.get("type") or "").rsplit(".", 1)[-1]
+    if not kind:
+        return ""
+    domains = analyzer.get("input_domains") or []
+    neuron = (identity.get("arguments") or {}).get("neuron")
+    text = f"{kind}({', '.join(map(str, domains))})"
+    return f"{text}, neuron={neuron}" if neuron is not None else text

@@ -1,0 +1,320 @@
+"""dk.report / dtd-keras report: the files the page reads (contract in the reporting
+package's docstring), thumbnails written once, evaluations, concepts, attach, the CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+
+import dtd_keras as dk
+from dtd_keras.cli import main
+from dtd_keras.image import heatmap, reduce_channels, to_rgb
+from dtd_keras.reporting import attach, attachments
+
+REPO = Path(__file__).resolve().parent.parent
+N, CLASSES = 30, 3
+
+
+# ------------------------------------------------------------------- helpers
+def read_js(path: Path, name: str) -> dict:
+    text = path.read_text(encoding="utf-8")
+    prefix = f"window.{name} = "
+    assert text.startswith(prefix) and text.rstrip().endswith(";")
+    return json.loads(text[len(prefix):].rstrip().rstrip(";"))
+
+
+def read_png(path: Path) -> np.ndarray:
+    """Decode an 8-bit RGB PNG without filters (what dk.image.png writes)."""
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height, depth, kind = struct.unpack(">IIBB", raw[16:26])
+    assert (depth, kind) == (8, 2)
+    data, pos = b"", 8
+    while pos < len(raw):
+        length = struct.unpack(">I", raw[pos:pos + 4])[0]
+        if raw[pos + 4:pos + 8] == b"IDAT":
+            data += raw[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    rows = np.frombuffer(zlib.decompress(data), np.uint8).reshape(height, 1 + width * 3)
+    assert not rows[:, 0].any()
+    return rows[:, 1:].reshape(height, width, 3)
+
+
+def thumbs(out: Path) -> dict[str, int]:
+    return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns
+            for p in (out / "thumbs").rglob("*.png")}
+
+
+# ------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.random((N, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, CLASSES, N)
+    model = keras.Sequential([keras.Input((8, 8, 1)),
+                              keras.layers.Conv2D(2, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+    analyzer = dk.DTD(model, input_domain=dk.Box(0.0, 1.0))
+    store = root / "labels.zarr"
+    dk.analyze_dataset(analyzer, (x, y), store, neuron="label", chunk_size=8, progress=False)
+    every = root / "all.zarr"
+    dk.analyze_dataset(analyzer, (x, y), every, neuron="all", chunk_size=8, progress=False)
+    np.save(root / "x.npy", x)
+    return SimpleNamespace(root=root, x=x, y=y, model=model, analyzer=analyzer, store=store,
+                           every=every)
+
+
+@pytest.fixture
+def store_copy(setup, tmp_path):
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(setup.store, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def written(setup):
+    out = setup.root / "out"
+    dk.report(setup.store, out, data=setup.x, thumb_size=8, progress=False)
+    return out
+
+
+# ------------------------------------------------------------------- files
+def test_items_and_report_data_match_the_store(setup, written):
+    info = read_js(written / "data" / "report.js", "DTD_REPORT")
+    items = read_js(written / "data" / "items.js", "DTD_ITEMS")
+    results = dk.load_results(setup.store)
+    assert info["count"] == N and info["thumbs"] == {"shard": 1000, "size": [8, 8],
+                                                      "input": True}
+    assert info["classes"] == {"count": CLASSES, "names": None}
+    assert info["evaluations"] == [] and info["concepts"] == []
+    keys = [f["key"] for f in info["fields"]]
+    assert keys[:5] == ["label", "neuron", "logit", "relative_error", "negative_fraction"]
+    assert {len(v) for v in items.values()} == {N}
+    np.testing.assert_array_equal(items["row"], np.arange(N))
+    np.testing.assert_array_equal(items["index"], results.index)
+    np.testing.assert_array_equal(items["label"], setup.y)
+    np.testing.assert_array_equal(items["neuron"], results.neuron)
+    np.testing.assert_allclose(items["logit"], results.logit, rtol=1e-6)
+    for key in ("relative_error", "negative_fraction", "total", "negative_mass"):
+        np.testing.assert_allclose(items[key], results.properties[key], rtol=1e-6, atol=1e-30)
+    for histogram in info["histograms"]:
+        assert len(histogram["edges"]) == len(histogram["counts"]) + 1
+        assert sum(histogram["counts"]) == N
+    counts = np.bincount(setup.y, minlength=CLASSES)
+    assert [(m["class"], m["count"]) for m in info["class_means"]] == list(
+        enumerate(counts.tolist()))
+
+
+def test_thumbnails_are_the_heatmaps_and_inputs(setup, written):
+    """Each thumbnail equals dk.image's picture of its row; a class's mean map is the
+    heatmap of the mean relevance of that class's samples."""
+    results = dk.load_results(setup.store)
+    relevance = np.asarray(results.relevance)
+    assert len(thumbs(written)) == 2 * N
+    strongest = np.argsort(np.abs(relevance).reshape(N, -1).max(axis=1))[-3:]
+    assert np.ptp(relevance[strongest], axis=(1, 2, 3)).min() > 0  # not uniform maps
+    for row in strongest.tolist():
+        got = read_png(written / "thumbs" / "0" / f"{row}-heatmap.png")
+        np.testing.assert_array_equal(got, heatmap(relevance[row]))
+        picture = read_png(written / "thumbs" / "0" / f"{row}-input.png")
+        low, high = float(setup.x.min()), float(setup.x.max())
+        np.testing.assert_array_equal(picture, to_rgb(setup.x[row], value_range=(low, high)))
+    large = dk.report(setup.store, written.parent / "large", data=setup.x, progress=False)
+    got = read_png(large.parent / "thumbs" / "0" / f"{row}-heatmap.png")  # 8×8 → 64×64
+    np.testing.assert_array_equal(got, heatmap(relevance[row]).repeat(8, 0).repeat(8, 1))
+    mean = reduce_channels(relevance[setup.y == 1]).mean(axis=0)
+    assert np.abs(mean).max() > 0
+    got = read_png(written / "means" / "1-heatmap.png")
+    assert got.shape == (16, 16, 3)
+    np.testing.assert_array_equal(got[::2, ::2], heatmap(mean, reduce=None))
+
+
+def test_rerun_keeps_thumbnails_another_store_rewrites_them(setup, tmp_path):
+    out = tmp_path / "out"
+    dk.report(setup.store, out, data=setup.x, thumb_size=8, progress=False)
+    before = thumbs(out)
+    means = (out / "means" / "0-heatmap.png").stat().st_mtime_ns
+    dk.report(dk.load_results(setup.store), out, data=setup.x, thumb_size=8, page_size=5,
+              progress=False)
+    assert thumbs(out) == before
+    assert (out / "means" / "0-heatmap.png").stat().st_mtime_ns == means
+    assert read_js(out / "data" / "report.js", "DTD_REPORT")["page_size"] == 5
+    dk.report(setup.store, out, thumb_size=8, progress=False)  # no data: heatmaps only
+    assert len(thumbs(out)) == N and not list((out / "thumbs").rglob("*-input.png"))
+    assert read_js(out / "data" / "report.js", "DTD_REPORT")["thumbs"]["input"] is False
+    dk.report(setup.every, out, thumb_size=8, progress=False)  # another store
+    assert len(thumbs(out)) == N * CLASSES
+
+
+def test_neuron_all_gives_one_row_per_sample_and_class(setup, tmp_path):
+    out = tmp_path / "out"
+    dk.report(setup.every, out, data=setup.x, thumb_size=8, progress=False)
+    items = read_js(out / "data" / "items.js", "DTD_ITEMS")
+    results = dk.load_results(setup.every)
+    np.testing.assert_array_equal(items["row"], np.arange(N * CLASSES))
+    np.testing.assert_array_equal(items["index"], np.repeat(np.arange(N), CLASSES))
+    np.testing.assert_array_equal(items["neuron"], results.neuron.reshape(-1))
+    np.testing.assert_allclose(items["logit"], results.logit.reshape(-1), rtol=1e-6)
+    got = read_png(out / "thumbs" / "0" / "7-heatmap.png")  # sample 2, class 1
+    np.testing.assert_array_equal(got, heatmap(np.asarray(results.relevance[2, 1])))
+    assert (read_png(out / "thumbs" / "0" / "6-input.png")
+            == read_png(out / "thumbs" / "0" / "8-input.png")).all()
+    info = read_js(out / "data" / "report.js", "DTD_REPORT")  # means: rows explaining labels
+    assert [m["count"] for m in info["class_means"]] == np.bincount(setup.y).tolist()
+
+
+def test_partial_store_leaves_out_the_rows_not_done(store_copy, setup, tmp_path):
+    (store_copy / "done" / "c" / "1").unlink()  # samples 8 … 15
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="incomplete.*allow_partial"):
+        dk.report(store_copy, out, progress=False)
+    dk.report(store_copy, out, allow_partial=True, thumb_size=8, progress=False)
+    items = read_js(out / "data" / "items.js", "DTD_ITEMS")
+    expected = np.r_[0:8, 16:N]
+    np.testing.assert_array_equal(items["index"], expected)
+    assert {int(p.stem.split("-")[0]) for p in (out / "thumbs").rglob("*.png")} == set(
+        expected.tolist())
+    dk.analyze_dataset(setup.analyzer, (setup.x, setup.y), store_copy, neuron="label",
+                       chunk_size=8, resume=True, progress=False)
+    kept = thumbs(out)
+    dk.report(store_copy, out, thumb_size=8, progress=False)  # finished: shard rewritten
+    assert len(thumbs(out)) == N and thumbs(out)["thumbs/0/0-heatmap.png"] != kept[
+        "thumbs/0/0-heatmap.png"]
+
+
+def test_resize_averages_areas_and_repeats_pixels():
+    from dtd_keras.reporting.thumbnails import fit_size, resize
+
+    values = np.arange(24, dtype=np.float64).reshape(1, 4, 6)
+    np.testing.assert_array_equal(resize(values, 2, 3)[0],
+                                  values[0].reshape(2, 2, 3, 2).mean(axis=(1, 3)))
+    np.testing.assert_array_equal(resize(values, 8, 12)[0], values[0].repeat(2, 0).repeat(2, 1))
+    assert fit_size((28, 14), 64) == (64, 32) and fit_size((1, 300), 64) == (16, 64)
+
+
+# ------------------------------------------------------------------- evaluations, attach
+def test_attached_and_given_evaluations(store_copy, setup, tmp_path):
+    x = setup.x[:4]
+    flipping = dk.evaluate.pixel_flipping(setup.model, x, setup.analyzer.analyze(x),
+                                          patch_size=2)
+    cascade = dk.evaluate.Randomization(
+        layers=("dense", "conv2d"), similarity=np.array([0.5, 0.1]),
+        spearman_signed=np.array([0.4, np.nan]), ssim=np.array([0.3, 0.2]),
+        per_sample=np.zeros((2, 4)), maps=np.zeros((3, 8, 8)))
+    path = attach(store_copy, flipping)
+    assert path == store_copy / "attachments" / "pixelflipping.json"
+    assert [a["kind"] for a in attachments(store_copy)] == ["PixelFlipping"]
+    out = tmp_path / "out"
+    dk.report(store_copy, out, evaluations=[cascade], thumb_size=8, progress=False)
+    found = read_js(out / "data" / "report.js", "DTD_REPORT")["evaluations"]
+    assert [e["kind"] for e in found] == ["PixelFlipping", "Randomization"]
+    np.testing.assert_allclose(found[0]["series"][0]["y"], flipping.curve, rtol=1e-6)
+    np.testing.assert_allclose(found[0]["series"][1]["y"], flipping.random_curve, rtol=1e-6)
+    assert found[0]["numbers"]["AOPC"] == pytest.approx(flipping.aopc)
+    assert found[1]["series"][0]["x"] == ["dense", "conv2d"]
+    assert found[1]["series"][1]["y"] == [0.4, None]  # NaN → null
+
+
+def test_attachments_never_break_resume_overwrite_or_lost_chunks(store_copy, setup):
+    attach(store_copy, dk.evaluate.summary(dk.load_results(store_copy)), name="seed")
+    before = np.asarray(dk.load_results(store_copy).relevance)
+    results = dk.analyze_dataset(setup.analyzer, (setup.x, setup.y), store_copy,
+                                 neuron="label", chunk_size=8, resume=True, progress=False)
+    assert results.complete and not results.lost
+    np.testing.assert_array_equal(np.asarray(results.relevance), before)
+    assert [a["name"] for a in attachments(store_copy)] == ["seed"]
+    os.remove(store_copy / "logit" / "c" / "2")  # a lost chunk is still seen
+    assert list(dk.load_results(store_copy, allow_partial=True).lost) == [2]
+    dk.analyze_dataset(setup.analyzer, (setup.x, setup.y), store_copy, neuron="label",
+                       chunk_size=8, overwrite=True, progress=False)
+    assert attachments(store_copy) == [] and dk.load_results(store_copy).complete
+
+
+def test_attach_errors(store_copy, tmp_path):
+    with pytest.raises(ValueError, match="not a dtd_keras results store"):
+        attach(tmp_path, SimpleNamespace(to_dict=dict))
+    with pytest.raises(TypeError, match="to_dict"):
+        attach(store_copy, object())
+    with pytest.raises(ValueError, match="attachment name"):
+        attach(store_copy, SimpleNamespace(to_dict=dict), name="../x")
+
+
+# ------------------------------------------------------------------- concepts
+def test_concept_reference_samples(setup, tmp_path):
+    rng = np.random.default_rng(1)
+    samples = SimpleNamespace(
+        layer="conv2d", method="relevance", channels=np.array([1, 0]),
+        indices=np.array([[4, 2], [7, 9]]), scores=np.array([[0.9, 0.5], [0.3, 0.1]]),
+        crops=[[rng.random((3, 3, 1)), rng.random((4, 3, 1))],
+               [rng.random((3, 3, 1)), rng.random((3, 3))]])
+    out = tmp_path / "out"
+    dk.report(setup.store, out, concepts=[samples], thumb_size=8, progress=False)
+    (concept,) = read_js(out / "data" / "report.js", "DTD_REPORT")["concepts"]
+    assert concept["layer"] == "conv2d" and concept["method"] == "relevance"
+    assert [c["channel"] for c in concept["channels"]] == [1, 0]
+    first = concept["channels"][0]["samples"][1]
+    assert first == {"image": "concepts/conv2d/1-1.png", "index": 2, "score": 0.5}
+    assert read_png(out / first["image"]).shape == (8, 6, 3)  # 4×3 crop fit into 8
+    with pytest.raises(TypeError, match="lacks"):
+        dk.report(setup.store, out, concepts=[SimpleNamespace(layer="x")], progress=False)
+    if importlib.util.find_spec("dtd_keras.concepts") is None:
+        with pytest.raises(ValueError, match="load_reference_samples"):
+            dk.report(setup.store, out, concepts=[tmp_path / "saved"], progress=False)
+
+
+# ------------------------------------------------------------------- errors, CLI
+def test_report_errors(setup, store_copy, tmp_path):
+    with pytest.raises(ValueError, match="not a dtd_keras results store"):
+        dk.report(tmp_path, tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match="lies inside the results store"):
+        dk.report(setup.store, setup.store / "report", progress=False)
+    with pytest.raises(ValueError, match="contains the results store"):
+        dk.report(store_copy, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="29 samples, but the store"):
+        dk.report(setup.store, tmp_path / "out", data=setup.x[:29], progress=False)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        dk.report(setup.store, busy, progress=False)
+    dk.report(setup.store, busy, overwrite=True, thumb_size=8, progress=False)
+    assert (busy / "notes.txt").read_text() == "mine" and (busy / "data" / "items.js").exists()
+
+
+def test_cli_report_without_tensorflow(setup, store_copy, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = ("import sys; from dtd_keras.cli import main\n"
+            f"assert main(['report', {str(setup.store)!r}, '--out', {str(out)!r}, '--data',"
+            f" {str(setup.root / 'x.npy')!r}, '--page-size', '7', '-q']) == 0\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    info = read_js(out / "data" / "report.js", "DTD_REPORT")
+    assert info["page_size"] == 7 and info["thumbs"]["input"] and info["count"] == N
+    (store_copy / "done" / "c" / "0").unlink()
+    for argv, message in (
+            ([str(tmp_path / "nope"), "--out", str(out)], "no results store"),
+            ([str(tmp_path), "--out", str(out)], "not a dtd_keras results store"),
+            ([str(store_copy), "--out", str(tmp_path / "o2")], "--allow-partial"),
+            ([str(setup.store), "--out", str(setup.root)], "contains the results store")):
+        assert main(["report", *argv]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert main(["report", str(store_copy), "--out", str(tmp_path / "o2"), "-q",
+                 "--allow-partial"]) == 0
+    assert read_js(tmp_path / "o2" / "data" / "report.js", "DTD_REPORT")["count"] == N - 8
