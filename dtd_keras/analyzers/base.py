@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..engine.concepts import with_concept_axes
 from ..engine.conditions import channel_masks, explain_conditioned
 from ..engine.diagnose import check_sizes, diagnose
 from ..engine.domains import REAL, Domain
@@ -155,10 +156,11 @@ class Analyzer:
         top logit) or ``[batch, K]`` (then maps are ``[batch, K, …]``). ``inspect(step,
         rule, lower)`` sees each call's input relevance (diagnosis). ``layers``: names of
         calls whose output relevance follows the maps and shares, in that order.
-        ``condition``: ``(key, channels)``, a call output's tensor key and ``[K]`` channel
-        indices of its last axis: ``neuron`` is ``[batch]``, the top relevance goes down
-        in K copies, copy k keeping at ``key`` only channel k's relevance (maps ``[batch,
-        K, …]``; :mod:`dtd_keras.engine.conditions`)."""
+        ``condition``: ``(key, channels, axis)``, a call output's tensor key, ``[K]``
+        channel indices and their axis (without batch; -1: last): ``neuron`` is
+        ``[batch]``, the top relevance goes down in K copies, copy k keeping at ``key``
+        only channel k's relevance (maps ``[batch, K, …]``;
+        :mod:`dtd_keras.engine.conditions`)."""
         values = self._forward_values(inputs)
         logits = values[self._explained]
         count = output_count(logits, self.output_size)
@@ -276,11 +278,21 @@ class Analyzer:
         (``[batch, K, …]`` for K neurons per sample).
 
         ``condition``: ``{layer: [c1, c2, …]}`` (one layer) gives conditional heatmaps
-        (CRP): for each listed channel of that layer's output (last axis), the input
+        (CRP): for each listed channel of that layer's output, the input
         relevance of the explained neuron that flows through that channel alone, all in
         one pass: relevance ``[batch, K, …]`` for K channels, ``neuron`` and ``explained``
-        ``[batch]`` (:mod:`dtd_keras.engine.conditions`).
+        ``[batch]`` (:mod:`dtd_keras.engine.conditions`). The channel axis is the last,
+        or the first for a ``channels_first`` layer.
+
+        :meth:`~dtd_keras.Explanation.concept_relevance` ranks a layer's channels from
+        its ``layers=`` relevance.
         """
+        return with_concept_axes(self, self._explain(x, neuron, neurons_per_pass, layers,
+                                                     condition))
+
+    def _explain(self, x: Any, neuron: Any, neurons_per_pass: int | None, layers: Any,
+                 condition: Any) -> Explanation:
+        """:meth:`explain` (its arguments), before the concept axes are recorded."""
         if condition is not None:
             return explain_conditioned(self, x, neuron, condition, layers, neurons_per_pass)
         names, keys = layer_keys(self, layers)
