@@ -25,7 +25,6 @@ from ..engine.inputs import check_inputs
 from ..engine.layer_relevance import concrete_with_layers, empty_layer_maps, layer_keys
 from ..engine.neurons import parse_neurons
 from ..engine.passes import backward, forward_values, output_count, select, top_relevance, unstack
-from ..engine.terms import tile
 from ..engine.tokens import check_token_values, empty_maps
 from ..explanation import Explanation
 from ..layers import LayerRelevance
@@ -169,8 +168,7 @@ class Analyzer:
         copies = tf.shape(neuron)[1] if len(neuron.shape) == 2 else None
         masks = None
         if condition is not None:
-            copies, masks = channel_masks(values, *condition)
-            top = tile(top, copies)
+            copies, masks = channel_masks(values, *condition)  # top: tiled at the mask
         shares: dict = {}
         keys = layer_keys(self, layers)[1]
         captured: dict = dict.fromkeys(keys)
