@@ -7,7 +7,9 @@ denominators are computed once; the K calls compute them K times. Issue 15's tar
 ≤ 0.5× the K calls. Timed side by side in one process, round-robin (load from other
 processes hits both alike), median of ``--repeats`` after a warm-up that traces both
 (one trace per (layer, K); the channels are an argument). The one-pass maps are checked
-against the stacked single-channel maps first.
+against the stacked single-channel maps first. For K above ``--per-pass`` (8), also the
+K channels in passes of 8 (``neurons_per_pass=8``): the copies of large activations
+then stay smaller.
 
 Model: the MNIST-sized CNN of ``bench_layer_relevance.py`` (Conv32–Conv64–MaxPool–Conv64–
 MaxPool–Dense128–Dense10, ReLU, softmax head; seeded random weights), ``--batch`` samples
@@ -16,7 +18,7 @@ DTD (zᴮ at the input, z⁺ above).
 
 Usage::
 
-    python benchmarks/bench_concepts.py               # ~1 min on 2 busy cores
+    python benchmarks/bench_concepts.py               # ~40 s on 2 busy cores
     python benchmarks/bench_concepts.py --ks 8 32 64 --batch 16 --repeats 9
 """
 
@@ -46,6 +48,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--ks", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--per-pass", type=int, nargs="*", default=[8],
+                        help="also time K channels in passes of this many (below K)")
     parser.add_argument("--layer", default="conv2")
     args = parser.parse_args()
     model = mnist_cnn()
@@ -54,25 +58,25 @@ def main() -> None:
     layer = args.layer
     print(f"MNIST-sized CNN, DTD, batch {args.batch}, layer {layer}, median of "
           f"{args.repeats}\n")
-    print("| K | one pass (s) | K calls (s) | ratio | per concept, one pass (s) |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| K | channels per pass | passes | time (s) | K calls (s) | ratio |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for k in args.ks:
         channels = list(range(k))
-
-        def one_pass(c=channels):
-            return analyzer.explain(x, condition={layer: c}, neurons_per_pass=len(c))
+        sizes = sorted({k, *(p for p in args.per_pass if p < k)}, reverse=True)
 
         def k_calls(c=channels):
             return [analyzer.explain(x, condition={layer: [j]}) for j in c]
 
-        together = one_pass().relevance
+        calls = {f"pass{p}": (lambda c=channels, p=p: analyzer.explain(
+            x, condition={layer: c}, neurons_per_pass=p)) for p in sizes}
         apart = np.stack([e.relevance[:, 0] for e in k_calls()], axis=1)
-        np.testing.assert_allclose(together, apart, rtol=1e-4,
-                                   atol=1e-6 * float(np.abs(apart).max()))
-        t = round_robin({"one": one_pass, "calls": k_calls}, args.repeats)
-        print(f"| {k} | {t['one']:.4f} | {t['calls']:.4f} | {t['one'] / t['calls']:.3f}x | "
-              f"{t['one'] / k:.5f} |")
-
+        for call in calls.values():
+            np.testing.assert_allclose(call().relevance, apart, rtol=1e-4,
+                                       atol=1e-6 * float(np.abs(apart).max()))
+        t = round_robin({**calls, "calls": k_calls}, args.repeats)
+        for p in sizes:
+            print(f"| {k} | {p} | {-(-k // p)} | {t[f'pass{p}']:.4f} | {t['calls']:.4f} | "
+                  f"{t[f'pass{p}'] / t['calls']:.3f}x |")
 
 if __name__ == "__main__":
     main()
