@@ -1,15 +1,15 @@
 """K concepts in one pass against K calls: ``explain(x, condition={layer: [K channels]})``
 against K calls ``explain(x, condition={layer: [c]})``, one channel each.
 
-The one-pass call sends K copies of the top relevance down together (copy-major, as for
-``neuron="all"``), sharing the rules' denominators, so the forward pass and the
-denominators are computed once; the K calls compute them K times. Issue 15's target:
-≤ 0.5× the K calls. Timed side by side in one process, round-robin (load from other
-processes hits both alike), median of ``--repeats`` after a warm-up that traces both
-(one trace per (layer, K); the channels are an argument). The one-pass maps are checked
-against the stacked single-channel maps first. For K above ``--per-pass`` (8), also the
-K channels in passes of 8 (``neurons_per_pass=8``): the copies of large activations
-then stay smaller.
+The one-pass call carries one relevance set down to the conditioned layer and K copies
+(copy-major, as for ``neuron="all"``) below it, sharing the rules' denominators, so the
+forward pass and the denominators are computed once; the K calls compute them K times.
+Issue 15's target: ≤ 0.5× the K calls. Timed side by side in one process, round-robin
+(load from other processes hits both alike), median of ``--repeats`` after a warm-up
+that traces both (one trace per (layer, K); the channels are an argument). The one-pass
+maps are checked against the stacked single-channel maps first. For K above
+``--per-pass`` (8), also the K channels in passes of 8 (``neurons_per_pass=8``): the
+copies of large activations then stay smaller.
 
 Model: the MNIST-sized CNN of ``bench_layer_relevance.py`` (Conv32–Conv64–MaxPool–Conv64–
 MaxPool–Dense128–Dense10, ReLU, softmax head; seeded random weights), ``--batch`` samples

@@ -157,6 +157,12 @@ def test_concept_relevance_with_a_k_axis(crp):
                                     at="conv1").sum(axis=(1, 2))
     np.testing.assert_allclose(lower[:, 1], reference, rtol=1e-4,
                                atol=1e-6 * np.abs(reference).max())
+    # above the conditioned layer the pass carries one set, tiled at the mask: equal copies
+    above = analyzer.explain(x, condition={"conv1": [0, 2]}, layers=["conv2"])
+    hidden = analyzer.explain(x, layers=["conv2"]).layer_relevance["conv2"]
+    for k in range(2):
+        np.testing.assert_allclose(above.layer_relevance["conv2"][:, k], hidden, rtol=1e-6)
+    assert above.concept_relevance("conv2").values.shape == (2, 2, 4)
     many = analyzer.explain(x, neuron="all", layers=["conv2"]).concept_relevance("conv2")
     assert many.values.shape == (2, 3, 4) and many.top(1)[0].shape == (2, 3, 1)
     one = analyzer.explain(x, neuron=2, layers=["conv2"]).concept_relevance("conv2").values
