@@ -3,11 +3,12 @@
 Concept Relevance Propagation (Achtibat et al., *Nature Machine Intelligence* 2023): the
 relevance of one explained neuron, conditioned on a channel ("concept") of a hidden layer,
 is the input relevance that flows through that channel alone. The backward pass carries
-one copy of the top relevance per channel asked for (copy-major, as for several neurons
-per sample, sharing the rules' denominators); at the conditioned call's output, copy k
-keeps only channel ``c_k``'s relevance (the other channels' is set to zero) before the
-calls below read it. Summed over all channels, the conditional maps give the
-unconditioned map.
+one relevance set down to the conditioned call (above it the channels' sets do not
+differ), and there one copy per channel asked for (copy-major, as for several neurons
+per sample, sharing the rules' denominators); copy k keeps only channel ``c_k``'s
+relevance (the other channels' is set to zero) before the calls below read it. Summed
+over all channels, the conditional maps give the unconditioned map. The channel axis is
+the output's last, or its first for a ``channels_first`` layer (:func:`channel_axis`).
 """
 
 from __future__ import annotations
