@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..engine.concepts import with_concept_axes
 from ..engine.conditions import channel_masks, explain_conditioned
 from ..engine.diagnose import check_sizes, diagnose
 from ..engine.domains import REAL, Domain
@@ -32,7 +33,6 @@ from ..engine.layer_relevance import (
 )
 from ..engine.neurons import parse_neurons
 from ..engine.passes import backward, forward_values, output_count, select, top_relevance, unstack
-from ..engine.terms import tile
 from ..engine.tokens import check_token_values, empty_maps
 from ..explanation import Explanation
 from ..layers import LayerRelevance
@@ -198,10 +198,11 @@ class Analyzer:
         top logit) or ``[batch, K]`` (then maps are ``[batch, K, …]``). ``inspect(step,
         rule, lower)`` sees each call's input relevance (diagnosis). ``layers``: names of
         calls whose output relevance follows the maps and shares, in that order.
-        ``condition``: ``(key, channels)``, a call output's tensor key and ``[K]`` channel
-        indices of its last axis: ``neuron`` is ``[batch]``, the top relevance goes down
-        in K copies, copy k keeping at ``key`` only channel k's relevance (maps ``[batch,
-        K, …]``; :mod:`dtd_keras.engine.conditions`). ``layer_inputs``: after the layers'
+        ``condition``: ``(key, channels, axis)``, a call output's tensor key, ``[K]``
+        channel indices and their axis (without batch; -1: last): ``neuron`` is
+        ``[batch]``, the top relevance goes down in K copies, copy k keeping at ``key``
+        only channel k's relevance (maps ``[batch, K, …]``;
+        :mod:`dtd_keras.engine.conditions`). ``layer_inputs``: after the layers'
         relevance, what each hands down to each of its inputs, then those inputs' values
         (:mod:`dtd_keras.engine.layer_relevance`)."""
         values = self._forward_values(inputs)
@@ -212,8 +213,7 @@ class Analyzer:
         copies = tf.shape(neuron)[1] if len(neuron.shape) == 2 else None
         masks = None
         if condition is not None:
-            copies, masks = channel_masks(values, *condition)
-            top = tile(top, copies)
+            copies, masks = channel_masks(values, *condition)  # top: tiled at the mask
         shares: dict = {}
         names, keys = layer_keys(self, layers)
         captured: dict = dict.fromkeys(keys)
@@ -329,13 +329,23 @@ class Analyzer:
         (:attr:`~dtd_keras.Explanation.layer_inputs`), from the same pass.
 
         ``condition``: ``{layer: [c1, c2, …]}`` (one layer) gives conditional heatmaps
-        (CRP): for each listed channel of that layer's output (last axis), the input
+        (CRP): for each listed channel of that layer's output, the input
         relevance of the explained neuron that flows through that channel alone, all in
         one pass: relevance ``[batch, K, …]`` for K channels, ``neuron`` and ``explained``
-        ``[batch]`` (:mod:`dtd_keras.engine.conditions`).
+        ``[batch]`` (:mod:`dtd_keras.engine.conditions`). The channel axis is the last,
+        or the first for a ``channels_first`` layer.
+
+        :meth:`~dtd_keras.Explanation.concept_relevance` ranks a layer's channels from
+        its ``layers=`` relevance.
         """
         if not isinstance(layer_inputs, bool):
             raise TypeError(f"layer_inputs must be True or False, got {layer_inputs!r}")
+        return with_concept_axes(self, self._explain(x, neuron, neurons_per_pass, layers,
+                                                     condition, layer_inputs))
+
+    def _explain(self, x: Any, neuron: Any, neurons_per_pass: int | None, layers: Any,
+                 condition: Any, layer_inputs: bool) -> Explanation:
+        """:meth:`explain` (its arguments), before the concept axes are recorded."""
         if condition is not None:
             if layer_inputs:
                 raise ValueError("layer_inputs=True does not combine with condition=")

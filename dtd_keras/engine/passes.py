@@ -112,7 +112,10 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
 
     ``masks``: if given, tensor key -> a factor that multiplies the relevance of that
     call output once all its consumers have contributed, before the call (and its
-    capture) reads it (conditional heatmaps: one channel per copy).
+    capture) reads it (conditional heatmaps: one channel per copy). Then ``top`` holds
+    ONE relevance set: the ``copies`` sets are equal above the masked call, so the pass
+    carries one until it reaches that call, and there tiles every relevance pending
+    (and any share or capture already taken) ``copies`` times.
 
     ``captured``: if given, its keys (tensor keys of call outputs) receive the relevance
     each of those tensors holds when the pass reaches the call computing it (the sum
@@ -154,8 +157,12 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         return zero if copies is None else tile(zero, copies)
 
     relevance = {explained_key: top}
+    late, copies = (copies, None) if masks else (None, copies)  # tiled at the masked call
     for step, rule in reversed(steps):
         call = step.call
+        if late is not None and any(k in masks for k in call.outputs):
+            _fan_out(late, relevance, captured, shares)
+            copies, late = late, None
         upper = [relevance.pop(k, None) for k in call.outputs]
         reported = (shares is not None and getattr(step, "reports_share", False)
                     and not step.is_token)
@@ -185,9 +192,19 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
             if r is None:  # no relevance for this input (an integer branch)
                 continue
             relevance[key] = r if key not in relevance else relevance[key] + r
+    if late is not None:  # no relevance reached the masked call
+        _fan_out(late, relevance, captured, shares)
+        copies = late
     if captured is not None:  # no relevance reached these outputs
         captured.update([(k, zeros(k)) for k, r in captured.items() if r is None])
     return tuple(relevance.get(k, zeros(k)) for k in input_keys)
+
+
+def _fan_out(copies: Tensor, *held: dict | None) -> None:
+    """Tile every tensor in the dicts ``held`` ``copies`` times (copy-major), in place."""
+    for found in held:
+        if found:
+            found.update((k, tile(r, copies)) for k, r in found.items() if r is not None)
 
 
 def unstack(maps: Sequence[Tensor], copies: Tensor) -> tuple[Tensor, ...]:
