@@ -27,6 +27,10 @@ and writes, in the spirit of Figure 2 of the supplement:
 ``model.keras`` / ``digits.npy``
     the trained model and the digits shown, to try the command line on:
     ``dtd-keras explain demo_out/model.keras demo_out/digits.npy --out explained``.
+``explained.zarr/`` / ``report/``
+    the DTD zᴮ explanations of the explained digits as a results store
+    (``dk.analyze_dataset``, with a pixel-flipping result attached) and the HTML report
+    of it (``dk.report``): open ``demo_out/report/index.html`` in a browser.
 
 DTD w² and zᴮ come out conservative and positive (Definitions 1-2 of the supplement, to
 float rounding); DTD z⁺ is positive but loses about 1% of the relevance at the input,
@@ -53,7 +57,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FILES", "METHODS", "Method", "build_model", "check_out", "load_data", "run_demo"]
+__all__ = ["FILES", "FOLDERS", "METHODS", "Method", "build_model", "check_out", "load_data",
+           "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,9 @@ MODEL_NAME = "digits_cnn"
 
 FILES = {"figure": "demo.png", "json": "results.json", "markdown": "results.md",
          "model": "model.keras", "digits": "digits.npy"}
-"""What the demo writes into its folder (and nothing else)."""
+"""The files the demo writes into its folder."""
+FOLDERS = {"store": "explained.zarr", "report": "report"}
+"""The folders the demo writes there (a results store and its HTML report)."""
 
 
 def _written_by_the_demo(results: Path) -> bool:
@@ -103,7 +110,8 @@ def check_out(out_dir: str | os.PathLike[str], overwrite: bool = False,
 
     A new or empty folder is fine. A folder that is not empty is refused unless
     ``overwrite``; then the demo's files (:data:`FILES`) there are replaced only if they
-    are an earlier demo's (its ``results.json`` says so); other files are never touched.
+    are an earlier demo's (its ``results.json`` says so), and its folders (:data:`FOLDERS`)
+    only if they are a results store and a report; other files are never touched.
     ``option`` names the switch in the message (``--overwrite`` on the command line).
 
     Raises
@@ -120,15 +128,28 @@ def check_out(out_dir: str | os.PathLike[str], overwrite: bool = False,
     if not overwrite:
         raise ValueError(f"{out} already exists and is not empty; pass {option} to replace "
                          "an earlier demo's outputs there, or give a new folder")
-    present = [name for name in FILES.values() if (out / name).exists()]
+    present = [name for name in (*FOLDERS.values(), *FILES.values()) if (out / name).exists()]
     if present and not _written_by_the_demo(out / FILES["json"]):
         raise ValueError(f"{out} holds {', '.join(present)}, which the demo did not write "
                          f"(no results.json of an earlier demo there); {option} replaces "
                          "only an earlier demo's outputs: give a new folder")
-    folders = [name for name in present if not (out / name).is_file()]
+    folders = [name for name in present if name in FILES.values() and not (out / name).is_file()]
     if folders:
         raise ValueError(f"{out / folders[0]} is a folder, not a file the demo wrote; give "
                          "a new folder")
+    if not _folders_by_the_demo(out):
+        raise ValueError(f"{out} holds {FOLDERS['store']} or {FOLDERS['report']}, which is not "
+                         "a results store / report the demo wrote; give a new folder")
+
+
+def _folders_by_the_demo(out: Path) -> bool:
+    """Whether the demo's folders in ``out``, if any, are a results store and a report."""
+    from .datasets.store import is_store
+
+    store, report = out / FOLDERS["store"], out / FOLDERS["report"]
+    if store.exists() and not (store.is_dir() and is_store(store)):
+        return False
+    return not report.exists() or (report / "data" / "manifest.json").is_file()
 
 
 def load_data(seed: int = 0, test_size: float = 0.25):
@@ -258,7 +279,8 @@ def _figure(x_rows: np.ndarray, labels: list[str], maps: dict[str, np.ndarray],
 def run_demo(out_dir: str | os.PathLike[str], epochs: int | None = None, seed: int = 0,
              quick: bool = False, verbose: bool = True, overwrite: bool = False) -> dict:
     """Train, explain, and write ``demo.png``, ``results.json``, ``results.md``,
-    ``model.keras`` and ``digits.npy`` to ``out_dir``.
+    ``model.keras``, ``digits.npy``, the results store ``explained.zarr`` and its HTML
+    report ``report/`` to ``out_dir``.
 
     ``out_dir`` must be a new or empty folder; with ``overwrite=True`` it may hold an
     earlier demo's outputs, which are replaced (other files stay; see :func:`check_out`,
@@ -344,9 +366,27 @@ def run_demo(out_dir: str | os.PathLike[str], epochs: int | None = None, seed: i
     paths["markdown"].write_text(_markdown(results), encoding="utf-8")
     model.save(paths["model"])
     np.save(paths["digits"], x_explain[row_index])
+    say("writing the HTML report of the DTD zᴮ explanations ...")
+    paths["report"] = _report(model, x_explain, y_explain, out, overwrite)
     runtime = time.perf_counter() - start
     say(f"wrote {', '.join(str(p) for p in paths.values())} in {runtime:.1f} s")
     return {**results, "paths": {k: str(v) for k, v in paths.items()}, "runtime_s": runtime}
+
+
+def _report(model, x: np.ndarray, y: np.ndarray, out: Path, overwrite: bool) -> Path:
+    """The DTD zᴮ explanations of ``x`` as a results store with a pixel-flipping result
+    attached, and its HTML report; returns the report's index.html."""
+    import dtd_keras as dk
+
+    store = out / FOLDERS["store"]
+    analyzer = _analyzer(next(m for m in METHODS if m.key == "dtd_zbox"), model)
+    results = dk.analyze_dataset(analyzer, (x, y), store, batch_size=len(x), progress=False,
+                                 overwrite=overwrite)
+    flipping = dk.evaluate.pixel_flipping(model, x, np.asarray(results.relevance),
+                                          neuron=results.neuron, steps=16)
+    dk.reporting.attach(store, flipping)
+    return dk.report(results, out / FOLDERS["report"], data=(x, y), thumb_size=64,
+                     progress=False)
 
 
 def main(argv: list[str] | None = None) -> int:

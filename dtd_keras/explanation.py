@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .engine.concepts import ConceptRelevance
 
 __all__ = ["Explanation", "Properties", "check_rtol", "per_sample_fields"]
 
@@ -126,7 +130,16 @@ class Explanation:
     ``layer_relevance``: the relevance at the outputs of the layers asked for with
     ``explain(x, layers=[...])``, keyed by layer name, each shaped like that layer's
     output (``[batch, K, …]`` for K neurons per sample); empty by default. Not part of
-    :meth:`properties`."""
+    :meth:`properties`. ``concept_axes``: per layer there, the axes
+    :meth:`concept_relevance` keeps (batch, K if any, the layer's channel axis), set by
+    the analyzer (which knows a ``channels_first`` layout).
+
+    ``layer_input_relevance`` and ``layer_inputs`` (with ``explain(x, layers=[...],
+    layer_inputs=True)``; else empty): per layer asked for, a list with one array per
+    input of the layer: the relevance the layer hands down to that input, before other
+    readers of the input add theirs (shaped like the input, ``[batch, K, …]`` for K
+    neurons per sample; zeros where it gives none), and the input's value as the
+    analyzer computes it (``[batch, …]``)."""
 
     relevance: np.ndarray | list[np.ndarray]
     neuron: np.ndarray
@@ -134,10 +147,23 @@ class Explanation:
     absorbed_by: tuple[str, ...] = ()
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     layer_relevance: dict[str, np.ndarray] = field(default_factory=dict)
+    layer_input_relevance: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    layer_inputs: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    concept_axes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def maps(self) -> list[np.ndarray]:
         """The relevance maps as a list (one per model input)."""
         return self.relevance if isinstance(self.relevance, list) else [self.relevance]
+
+    def concept_relevance(self, layer: str) -> ConceptRelevance:
+        """Each channel ("concept") of ``layer``'s output with its relevance for the
+        explained output: :attr:`layer_relevance` summed over every axis but batch, K
+        and channel, ``.values`` ``[batch, (K,) channels]``; ``.top(k)`` gives the most
+        relevant channels first (:mod:`dtd_keras.engine.concepts`). A ValueError unless
+        the layer was asked for with ``explain(x, layers=[layer])``."""
+        from .engine.concepts import concept_relevance
+
+        return concept_relevance(self, layer)
 
     def properties(self, rtol: float = 1e-4) -> Properties:
         """Conservation and positivity per sample (seed Definitions 1–3), over the maps

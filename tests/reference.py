@@ -738,12 +738,19 @@ def reference_relevance(
     max_pool="winner",
     input_domain="real",
     condition=None,
+    at=None,
 ):
     """Relevance of ``x`` (batch first) for a keras Sequential model, in float64.
 
     ``condition=(layer name, channel)``: the relevance reaching that layer's output keeps
     only that channel (last axis), zero elsewhere, before going further down (a CRP
     conditional heatmap, Achtibat et al. 2023, eq. for R(θ) with one concept).
+    ``condition=(layer name, channel, axis)``: the channel on ``axis`` of the per-sample
+    output (0 for a channels_first layer).
+
+    ``at=layer name``: return the relevance reaching that layer's output (after the
+    condition's mask, if it is the conditioned layer), ``[batch, *output shape]``,
+    instead of the input relevance.
 
     The explained quantity is the pre-softmax output (logit) of ``neuron``
     (int, ``None`` for the argmax, or one entry per sample); relevance is
@@ -767,6 +774,7 @@ def reference_relevance(
             raise ValueError("one neuron per sample expected")
 
     result = np.zeros_like(x)
+    found = []
     for n in range(x.shape[0]):
         acts = [x[n]]
         for step in steps:
@@ -782,9 +790,13 @@ def reference_relevance(
         for pos in range(len(acts) - 2, -1, -1):
             step, a_in = steps[pos], acts[pos]
             if condition is not None and not masked and step["layer"].name == condition[0]:
-                keep = np.zeros(R.shape[-1])
+                axis = condition[2] if len(condition) > 2 else -1
+                keep = np.zeros(R.shape[axis])
                 keep[condition[1]] = 1.0
-                R, masked = R * keep, True
+                R, masked = np.moveaxis(np.moveaxis(R, axis, -1) * keep, -1, axis), True
+            if at is not None and step["layer"].name == at:
+                found.append(R.copy())
+                break
             kind = step["kind"]
             if kind in ("relu", "identity"):
                 pass
@@ -807,10 +819,14 @@ def reference_relevance(
                 ).reshape(step["in_shape"])
             else:
                 raise AssertionError(kind)
+        if at is not None:
+            if len(found) != n + 1:
+                raise ValueError(f"no layer {at!r} on the way down")
+            continue
         if condition is not None and not masked:
             raise ValueError(f"no layer {condition[0]!r} on the way down")
         result[n] = R
-    return result
+    return np.stack(found) if at is not None else result
 
 
 def linear_layer_inputs(model, x):

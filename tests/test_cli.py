@@ -497,6 +497,23 @@ def test_demo_never_replaces_files_it_did_not_write(monkeypatch, tmp_path, capsy
     assert (earlier / "notes.txt").read_text() == "mine"
 
 
+def test_demo_never_replaces_a_report_or_store_it_did_not_write(tmp_path):
+    """The demo's report/ and explained.zarr/ are replaced only when they are a report and
+    a results store (an earlier demo's); a folder of the user's under those names is not."""
+    from dtd_keras.demo import check_out
+
+    for name in ("report", "explained.zarr"):
+        out = tmp_path / name.replace(".", "_")
+        _demo_outputs(out)
+        (out / name).mkdir()
+        (out / name / "notes.txt").write_text("mine")
+        with pytest.raises(ValueError, match="not a results store / report the demo wrote"):
+            check_out(out, overwrite=True)
+    (tmp_path / "report" / "report" / "data").mkdir()
+    (tmp_path / "report" / "report" / "data" / "manifest.json").write_text("{}")
+    check_out(tmp_path / "report", overwrite=True)  # an earlier report
+
+
 def test_demo_overwrites_its_own_outputs(tmp_path):
     """run_demo itself: refuses the user's folder before training; an earlier demo's
     outputs are recognised as such."""

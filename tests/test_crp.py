@@ -114,3 +114,128 @@ def test_refused_with_several_neurons_per_sample(crp):
     _, analyzers, x = crp
     with pytest.raises(ValueError, match="one neuron per sample"):
         analyzers["dtd"].explain(x, neuron="all", condition={"conv2": [0]})
+
+
+# --------------------------------------------------- which concepts matter (concept_relevance)
+def test_concept_relevance_equals_the_reference_and_adds_up(crp):
+    model, analyzers, x = crp
+    e = analyzers["dtd"].explain(x, layers=["conv2", "conv1"])
+    concepts = e.concept_relevance("conv2")
+    assert concepts.layer == "conv2" and concepts.values.shape == (2, 4)
+    expected = reference_relevance(model, x, neuron=e.neuron, at="conv2").sum(axis=(1, 2))
+    np.testing.assert_allclose(concepts.values, expected, rtol=1e-5,
+                               atol=1e-6 * np.abs(expected).max())
+    assert np.all(np.count_nonzero(expected, axis=1) >= 2)  # several concepts matter
+    np.testing.assert_allclose(concepts.values.sum(1),
+                               e.layer_relevance["conv2"].sum(axis=(1, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(concepts.values.sum(1), e.explained, rtol=1e-5)  # DTD conserves
+    channels, values = concepts.top(2)
+    assert channels.shape == values.shape == (2, 2)
+    np.testing.assert_array_equal(channels, np.argsort(-expected, axis=1)[:, :2])
+    np.testing.assert_array_equal(values, np.take_along_axis(concepts.values, channels, 1))
+    assert np.all(np.diff(concepts.top()[1], axis=1) <= 0)
+    assert e.concept_relevance("conv1").values.shape == (2, 3)
+
+
+def test_concept_relevance_with_a_k_axis(crp):
+    """K conditioned concepts: at a lower layer, copy k's channels equal the reference
+    conditioned on c_k; at the conditioned layer copy k holds only channel c_k's share,
+    the unconditioned one. K neurons per sample: one row per neuron."""
+    model, analyzers, x = crp
+    analyzer = analyzers["dtd"]
+    plain = analyzer.explain(x, layers=["conv2"]).concept_relevance("conv2").values
+    e = analyzer.explain(x, condition={"conv2": [3, 1]}, layers=["conv2", "conv1"])
+    at_condition = e.concept_relevance("conv2").values
+    assert at_condition.shape == (2, 2, 4)
+    for k, channel in enumerate([3, 1]):
+        expected = np.zeros_like(plain)
+        expected[:, channel] = plain[:, channel]
+        np.testing.assert_allclose(at_condition[:, k], expected, rtol=1e-5, atol=1e-7)
+    lower = e.concept_relevance("conv1").values
+    assert lower.shape == (2, 2, 3)
+    reference = reference_relevance(model, x, neuron=e.neuron, condition=("conv2", 1),
+                                    at="conv1").sum(axis=(1, 2))
+    np.testing.assert_allclose(lower[:, 1], reference, rtol=1e-4,
+                               atol=1e-6 * np.abs(reference).max())
+    # above the conditioned layer the pass carries one set, tiled at the mask: equal copies
+    above = analyzer.explain(x, condition={"conv1": [0, 2]}, layers=["conv2"])
+    hidden = analyzer.explain(x, layers=["conv2"]).layer_relevance["conv2"]
+    for k in range(2):
+        np.testing.assert_allclose(above.layer_relevance["conv2"][:, k], hidden, rtol=1e-6)
+    assert above.concept_relevance("conv2").values.shape == (2, 2, 4)
+    many = analyzer.explain(x, neuron="all", layers=["conv2"]).concept_relevance("conv2")
+    assert many.values.shape == (2, 3, 4) and many.top(1)[0].shape == (2, 3, 1)
+    one = analyzer.explain(x, neuron=2, layers=["conv2"]).concept_relevance("conv2").values
+    np.testing.assert_allclose(many.values[:, 2], one, rtol=1e-5, atol=1e-7)
+
+
+def test_top_orders_by_relevance_and_refuses_bad_requests(crp):
+    _, analyzers, x = crp
+    hand = dk.Explanation(np.zeros((1, 2)), np.zeros(1, int), np.ones(1, np.float32),
+                          layer_relevance={"h": np.array([[[1.0, -2.0, 3.0, 1.0]]])})
+    channels, values = hand.concept_relevance("h").top(3)  # [batch, spatial, channels]
+    np.testing.assert_array_equal(channels, [[2, 0, 3]])  # ties keep channel order
+    np.testing.assert_array_equal(values, [[3.0, 1.0, 1.0]])
+    e = analyzers["dtd"].explain(x, layers=["conv2"])
+    with pytest.raises(ValueError, match=r"no relevance at layer 'conv1'.*layers=\['conv1'\]"):
+        e.concept_relevance("conv1")
+    with pytest.raises(ValueError, match="holds no layer"):
+        analyzers["dtd"].explain(x).concept_relevance("conv2")
+    concepts = e.concept_relevance("conv2")
+    for k in (0, 5, True, 1.5):
+        with pytest.raises(ValueError, match="has 4 channels"):
+            concepts.top(k)
+
+
+# --------------------------------------------------------------------- channels_first layers
+@pytest.fixture(scope="module")
+def channels_first():
+    """The channel axis first: two Conv2D (data_format="channels_first"), a ReLU layer
+    between them (no data_format of its own: the channel axis is the conv's)."""
+    keras.utils.set_random_seed(3)
+    first = {"use_bias": False, "data_format": "channels_first"}
+    model = keras.Sequential([
+        keras.Input((1, 6, 6)),
+        L.Conv2D(3, 3, name="cf1", **first), L.ReLU(name="relu1"),
+        L.Conv2D(4, 3, activation="relu", name="cf2", **first),
+        L.Flatten(name="flat"), L.Dense(3, use_bias=False, name="out"),
+    ], name="crp_channels_first")
+    out = model.get_layer("out")
+    out.set_weights([np.abs(out.get_weights()[0])])
+    x = np.random.default_rng(2).normal(size=(2, 1, 6, 6)).astype("float32")
+    return model, dk.DTD(model), x
+
+
+def test_channels_first_conditions_and_concepts_use_the_first_axis(channels_first):
+    model, analyzer, x = channels_first
+    plain = analyzer.explain(x, layers=["cf2", "relu1"])
+    e = analyzer.explain(x, condition={"cf2": [0, 1, 2, 3]})
+    np.testing.assert_allclose(e.relevance.sum(1), plain.relevance, rtol=1e-5,
+                               atol=1e-6 * np.abs(plain.relevance).max())
+    expected = reference_relevance(model, x, neuron=e.neuron, condition=("cf2", 1, 0))
+    np.testing.assert_allclose(e.relevance[:, 1], expected, rtol=1e-4,
+                               atol=1e-6 * np.abs(expected).max())
+    assert not np.allclose(expected, reference_relevance(model, x, neuron=e.neuron))
+    concepts = plain.concept_relevance("cf2").values
+    assert concepts.shape == (2, 4)
+    at_layer = reference_relevance(model, x, neuron=e.neuron, at="cf2").sum(axis=(2, 3))
+    np.testing.assert_allclose(concepts, at_layer, rtol=1e-5, atol=1e-6 * np.abs(at_layer).max())
+    # the ReLU layer has the conv's 3 channels on its first axis (not the 4 columns)
+    assert plain.concept_relevance("relu1").values.shape == (2, 3)
+    through_relu = analyzer.explain(x, condition={"relu1": [2]}, layers=["relu1"])
+    kept = through_relu.layer_relevance["relu1"][:, 0]
+    np.testing.assert_array_equal(kept[:, :2], 0)
+    np.testing.assert_allclose(kept[:, 2], plain.layer_relevance["relu1"][:, 2], rtol=1e-6)
+    with pytest.raises(ValueError, match="has 3 channels"):
+        analyzer.explain(x, condition={"relu1": [3]})
+
+
+def test_minmax_dtd_refuses_conditions():
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((5,)), L.Dense(4, activation="relu", name="h"),
+                              L.Dense(3, name="o")], name="crp_minmax")
+    analyzer = dk.MinMaxDTD(model, pool_size=1)
+    analyzer.fit(np.random.default_rng(0).normal(size=(8, 5)).astype("float32"), epochs=1,
+                 verbose=0)
+    with pytest.raises(ValueError, match="MinMaxDTD computes no conditional heatmaps"):
+        analyzer.explain(np.zeros((1, 5), np.float32), condition={"h": [0]})

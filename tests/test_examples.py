@@ -123,6 +123,9 @@ def test_demo_quick(tmp_path):
     result = run_demo(tmp_path / "demo", quick=True, verbose=False)
     for name in ("demo.png", "results.json", "results.md", "model.keras", "digits.npy"):
         assert (tmp_path / "demo" / name).is_file(), name
+    # the HTML report of the 60 DTD zB explanations (tests/test_report_browser.py opens one)
+    assert result["paths"]["report"] == str(tmp_path / "demo" / "report" / "index.html")
+    assert '"count": 60,' in (tmp_path / "demo" / "report" / "data" / "report.js").read_text()
     saved = json.loads((tmp_path / "demo" / "results.json").read_text(encoding="utf-8"))
     assert saved == {k: v for k, v in result.items() if k not in ("paths", "runtime_s")}
     assert 0.0 <= saved["test_accuracy"] <= 1.0 and saved["quick"] is True

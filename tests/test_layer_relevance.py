@@ -198,3 +198,119 @@ def test_token_model_embeddings_and_integer_outputs():
     with pytest.raises(ValueError, match=rf"layer '{cumsum}' \(Cumsum\) outputs int32 values "
                                          r"of shape \(None, 4\), which carry no relevance"):
         analyzer.explain(x, layers=cumsum)
+
+
+# ------------------------------------------------- layer_inputs=True: what each layer hands down
+def test_what_a_layer_hands_down_equals_the_reference(nets):
+    """``conv2`` hands its input (conv1's output) the reference's input relevance of the
+    network from conv2 up, fed conv1's output, which is the value ``layer_inputs`` gives.
+    Every layer hands down what it holds (DTD conserves), and a one-reader input gets
+    exactly what its reader hands it."""
+    model, analyzer, x, names = nets["cnn"]
+    e = analyzer.explain(x, layers=names, layer_inputs=True)
+    assert list(e.layer_input_relevance) == list(e.layer_inputs) == names
+    activation = np.asarray(keras.Model(model.inputs[0], model.get_layer("conv1").output)(x))
+    np.testing.assert_allclose(e.layer_inputs["conv2"][0], activation, rtol=1e-6, atol=1e-7)
+    above = keras.Sequential([keras.Input(activation.shape[1:]), *model.layers[1:]])
+    expected = reference_relevance(above, activation, neuron=e.neuron, input_domain="positive")
+    (handed,) = e.layer_input_relevance["conv2"]
+    assert handed.shape == activation.shape and handed.dtype == np.float32
+    np.testing.assert_allclose(handed, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+    np.testing.assert_allclose(handed, e.layer_relevance["conv1"], rtol=1e-6)
+    total = _sums(e.relevance)
+    for name in names:
+        np.testing.assert_allclose(_sums(e.layer_input_relevance[name][0]), total, rtol=1e-5,
+                                   err_msg=name)
+    np.testing.assert_allclose(e.layer_input_relevance["conv1"][0], e.relevance, rtol=1e-6)
+    plain = analyzer.explain(x, layers=names)
+    assert plain.layer_input_relevance == {} and plain.layer_inputs == {}
+    np.testing.assert_array_equal(plain.layer_relevance["conv2"], e.layer_relevance["conv2"])
+
+
+def test_each_reader_hands_down_its_own_part():
+    """``h`` is read by ``a`` and ``b``: each hands down its own part of h's relevance,
+    and the parts add up to what ``h`` holds; ``add`` hands each branch what it holds."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((5,))
+    h = L.Dense(6, activation="relu", use_bias=False, name="h")(inp)
+    a = L.Dense(4, activation="relu", use_bias=False, name="a")(h)
+    b = L.Dense(4, activation="relu", use_bias=False, name="b")(h)
+    out = L.Dense(2, use_bias=False, name="out")(L.Add(name="add")([a, b]))
+    analyzer = dk.DTD(_positive_top(keras.Model(inp, out)))
+    x = np.random.default_rng(2).uniform(size=(2, 5)).astype("float32")
+    assert analyzer.layer_names == ("h", "a", "b", "add", "out")
+    e = analyzer.explain(x, layers=analyzer.layer_names, layer_inputs=True)
+    (from_a,), (from_b,) = e.layer_input_relevance["a"], e.layer_input_relevance["b"]
+    np.testing.assert_allclose(from_a + from_b, e.layer_relevance["h"], rtol=1e-5)
+    assert _sums(from_a).min() > 0 and _sums(from_b).min() > 0
+    to_a, to_b = e.layer_input_relevance["add"]
+    np.testing.assert_allclose(to_a, e.layer_relevance["a"], rtol=1e-6)
+    np.testing.assert_allclose(to_b, e.layer_relevance["b"], rtol=1e-6)
+    kernel = {n: analyzer.model.get_layer(n).get_weights()[0] for n in ("h", "b")}
+    np.testing.assert_allclose(e.layer_inputs["add"][1],
+                               np.maximum(np.maximum(x @ kernel["h"], 0) @ kernel["b"], 0),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_layer_inputs_with_many_neurons_empty_batches_eagerly_and_bad_values(nets):
+    _, analyzer, x, _ = nets["cnn"]
+    many = analyzer.explain(x, neuron="all", layers=["conv2"], layer_inputs=True,
+                            neurons_per_pass=2)
+    assert many.layer_input_relevance["conv2"][0].shape == (3, 3, 6, 6, 4)
+    assert many.layer_inputs["conv2"][0].shape == (3, 6, 6, 4)  # per sample, not neuron
+    single = analyzer.explain(x, neuron=2, layers=["conv2"], layer_inputs=True)
+    np.testing.assert_allclose(many.layer_input_relevance["conv2"][0][:, 2],
+                               single.layer_input_relevance["conv2"][0], rtol=1e-5,
+                               atol=1e-7)
+    empty = analyzer.explain(x[:0], layers="pool", layer_inputs=True)
+    assert empty.layer_input_relevance["pool"][0].shape == (0, 4, 4, 5)
+    assert empty.layer_inputs["pool"][0].shape == (0, 4, 4, 5)
+    before = analyzer.trace_count
+    tf.config.run_functions_eagerly(True)  # TensorFlow's debugging switch: no trace
+    try:
+        eager = analyzer.explain(x, neuron=2, layers=["conv2"], layer_inputs=True)
+    finally:
+        tf.config.run_functions_eagerly(False)
+    assert analyzer.trace_count == before
+    np.testing.assert_allclose(eager.layer_input_relevance["conv2"][0],
+                               single.layer_input_relevance["conv2"][0], rtol=1e-5, atol=1e-7)
+    with pytest.raises(TypeError, match="layer_inputs must be True or False, got 'yes'"):
+        analyzer.explain(x, layers="pool", layer_inputs="yes")
+    with pytest.raises(ValueError, match="layer_inputs=True does not combine with condition="):
+        analyzer.explain(x, layers="pool", layer_inputs=True, condition={"conv2": [0]})
+    with pytest.raises(ValueError, match=r"no layer 'nope' in DTD; the known layers are "
+                                         r"\['conv1', 'conv2', 'pool', 'flat', 'fc', 'out'\]"):
+        analyzer.behaviour("nope")
+
+
+def test_replace_behaviour_is_the_one_extension_point(nets):
+    """A subclass replaces a call's behaviour while building; every pass then goes
+    through it. Once built, replacing is refused (compiled passes would miss it)."""
+    model, analyzer, x, _ = nets["mlp"]
+
+    class Doubled:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def relevance(self, inputs, outputs, relevances, rule=None, **kept):
+            return [2 * r for r in self.inner.relevance(inputs, outputs, relevances, rule,
+                                                        **kept)]
+
+    class DoubledDTD(dk.DTD):
+        def _finish_build(self):
+            super()._finish_build()
+            self.replace_behaviour("h2", Doubled)
+
+    doubled = DoubledDTD(model)
+    assert isinstance(doubled.behaviour("h2"), Doubled)
+    plain, twice = (a.explain(x, layers=["h1", "h2"]) for a in (analyzer, doubled))
+    np.testing.assert_allclose(twice.relevance, 2 * plain.relevance, rtol=1e-6)
+    np.testing.assert_allclose(twice.layer_relevance["h1"], 2 * plain.layer_relevance["h1"],
+                               rtol=1e-6)
+    np.testing.assert_allclose(twice.layer_relevance["h2"], plain.layer_relevance["h2"],
+                               rtol=1e-6)
+    with pytest.raises(RuntimeError, match=r"replace_behaviour\('h1'\) is for building"):
+        analyzer.replace_behaviour("h1", Doubled)

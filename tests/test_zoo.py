@@ -321,36 +321,30 @@ def predicted_change(step: Linear, rule: rules.Rule, x, upper):
     return lower - _sum([upper]), vanished
 
 
-def balances(analyzer: dk.Analyzer, x: np.ndarray) -> tuple[list[Balance], np.ndarray]:
-    """Re-run ``analyzer``'s backward pass eagerly, recording every step's balance.
-
-    Uses the engine's private ``_steps`` / ``_relevance_graph`` (there is no public
-    per-layer hook); the steps are restored afterwards.
-    """
-    found: list[Balance] = []
-
-    def recorder(step, original):
-        def relevance(inputs, outputs, upper, rule=None, **kept):
-            lower = original(inputs, outputs, upper, rule, **kept)
-            predicted = vanished = None
-            if isinstance(step, Linear) and rule is not None:
-                predicted, vanished = predicted_change(step, rule, inputs[0], upper[0])
-            kind = type(step).__name__ + (f"/{type(rule).__name__}" if rule else "")
-            found.append(Balance(step.call.name, kind, _sum(lower) - _sum(upper), predicted,
-                                 vanished, (_sum(map(tf.abs, upper)), _sum(map(tf.abs, lower)))))
-            return lower
-        return relevance
-
-    steps = [step for step, _ in analyzer._steps]
-    for step in steps:
-        step.relevance = recorder(step, step.relevance)
+def balances(analyzer: dk.Analyzer, x: np.ndarray
+             ) -> tuple[list[Balance], np.ndarray, dk.Explanation]:
+    """Every call's balance from one pass of the public hook (``explain(x, layers=every
+    call, layer_inputs=True)``: each call's output relevance, what it hands down to each
+    input, and the values of its inputs), with the explanation itself. The pass runs
+    eagerly (``run_functions_eagerly``): tracing a graph with an output per call and
+    compiling it would take longer than the pass."""
+    names = analyzer.layer_names
+    tf.config.run_functions_eagerly(True)  # a one-off pass: compiling it would cost more
     try:
-        _, _, explained = analyzer._relevance_graph(
-            (tf.constant(x),), tf.constant(np.full(BATCH, -1, np.int32)))
+        e = analyzer.explain(x, layers=names, layer_inputs=True)
     finally:
-        for step in steps:
-            del step.relevance
-    return found, np.abs(explained.numpy())
+        tf.config.run_functions_eagerly(False)
+    found: list[Balance] = []
+    for name in reversed(names):  # backward order
+        step, rule = analyzer.behaviour(name), analyzer.rules.get(name)
+        upper, lower = e.layer_relevance[name], e.layer_input_relevance[name]
+        predicted = vanished = None
+        if isinstance(step, Linear) and rule is not None:
+            predicted, vanished = predicted_change(step, rule, e.layer_inputs[name][0], upper)
+        kind = type(step).__name__ + (f"/{type(rule).__name__}" if rule else "")
+        found.append(Balance(name, kind, _sum(lower) - _sum([upper]), predicted, vanished,
+                             (_sum([np.abs(upper)]), _sum(map(np.abs, lower)))))
+    return found, np.abs(e.explained), e
 
 
 def absorber_kind(b: Balance) -> str:
@@ -367,8 +361,7 @@ def account(analyzer: dk.Analyzer, x: np.ndarray, allowed: frozenset[str]
 
     Returns the relative conservation error per sample, the part of it the absorbing
     layers explain, and those layers with their largest relative change."""
-    found, scale = balances(analyzer, x)
-    e = analyzer.explain(x)
+    found, scale, e = balances(analyzer, x)
     relative = e.properties().relative_error
     # the recording is complete: the layers' changes add up to the total error
     np.testing.assert_allclose(sum(b.change for b in found) / scale, relative, atol=1e-5)
@@ -425,10 +418,6 @@ def test_dtd_explains_the_models_logit(zoo):
     assert analyzer.trace_count == 1
 
 
-def analyzer_step(analyzer: dk.Analyzer, name: str):
-    return next(step for step, _ in analyzer._steps if step.call.name == name)
-
-
 def test_dtd_rules(zoo):
     """``analyzer.rules``: zᴮ exactly at the layer reading the input, then the rule of each
     layer's input domain (z⁺ on ℝ₊; on ℝ, w² at average pools and ZSign, DTD's
@@ -450,7 +439,7 @@ def test_dtd_rules(zoo):
             assert rule == rules.W2(), name
         elif domain is POSITIVE:
             assert rule == rules.ZPlus(), (name, domain)
-        elif isinstance(analyzer_step(analyzer, name), AveragePool):  # fixed weights 1/n
+        elif isinstance(analyzer.behaviour(name), AveragePool):  # fixed weights 1/n
             assert domain is REAL and rule == rules.W2(), (name, domain)
         else:  # a hidden Dense/Conv on ℝ: DTD's hidden_real_rule (ZSign), not w²
             assert domain is REAL and rule == rules.ZSign(), (name, domain)
@@ -556,7 +545,7 @@ def test_w2_input_layer_conserves_at_zero_padding(zoo):
         pytest.skip("shown on ResNet50 (input ZeroPadding2D before conv1)")
     analyzer, _ = zoo.analyzer("deep_taylor")
     assert isinstance(analyzer.rules["conv1_conv"], rules.W2)
-    found, scale = balances(analyzer, zoo.x)
+    found, scale, _ = balances(analyzer, zoo.x)
     leaks = {b.name: (b.change / scale).round(4).tolist() for b in found
              if np.abs(b.change / scale).max() > 1e-6}
     assert not leaks, f"layers changing Σ relevance: {leaks}"
@@ -569,7 +558,7 @@ def test_alpha_beta_conserves_at_average_pooling(zoo):
     if zoo.name != "ResNet50":
         pytest.skip("shown on ResNet50 (one GlobalAveragePooling2D)")
     analyzer, _ = zoo.analyzer("lrp.alpha_2_beta_1")
-    found, scale = balances(analyzer, zoo.x)
+    found, scale, _ = balances(analyzer, zoo.x)
     pools = [b for b in found if b.kind.startswith(AveragePool.__name__)]
     assert pools
     for b in pools:
@@ -585,7 +574,7 @@ def test_z_plus_never_grows_relevance(zoo):
     if zoo.name != "EfficientNetB0":
         pytest.skip("shown on EfficientNetB0 (silu: real-valued layer inputs)")
     analyzer, _ = zoo.analyzer("lrp.z_plus")
-    found, _ = balances(analyzer, zoo.x)
+    found, *_ = balances(analyzer, zoo.x)
     grown = {b.name: (b.magnitude[1] / b.magnitude[0]).max() for b in found
              if b.kind.endswith("/ZPlus") and np.any(b.magnitude[1] > 1.001 * b.magnitude[0])}
     assert not grown, f"z⁺ layers multiplying Σ|R|: {grown}"

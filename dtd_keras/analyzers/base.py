@@ -16,15 +16,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..engine.concepts import with_concept_axes
 from ..engine.conditions import channel_masks, explain_conditioned
 from ..engine.diagnose import check_sizes, diagnose
 from ..engine.domains import REAL, Domain
 from ..engine.graph import Call, Graph, walk
 from ..engine.inputs import check_inputs
-from ..engine.layer_relevance import concrete_with_layers, empty_layer_maps, layer_keys
+from ..engine.layer_relevance import (
+    concrete_with_layers,
+    empty_input_maps,
+    empty_layer_maps,
+    join_neurons,
+    layer_input_keys,
+    layer_keys,
+    split_outputs,
+)
 from ..engine.neurons import parse_neurons
 from ..engine.passes import backward, forward_values, output_count, select, top_relevance, unstack
-from ..engine.terms import tile
 from ..engine.tokens import check_token_values, empty_maps
 from ..explanation import Explanation
 from ..layers import LayerRelevance
@@ -123,6 +131,40 @@ class Analyzer:
         """Hook for subclasses to validate their configuration after the walk."""
 
     @property
+    def layer_names(self) -> tuple[str, ...]:
+        """Every call the analyzer explains, in graph order, named as :meth:`explain`'s
+        ``layers=`` takes them (``"inner/dense"`` in a nested model, ``"dense[1]"`` for a
+        layer's second call)."""
+        return tuple(step.call.name for step, _ in self._steps)
+
+    def behaviour(self, name: str) -> LayerRelevance:
+        """The relevance behaviour (:class:`~dtd_keras.layers.LayerRelevance`) of the
+        call ``name`` (:attr:`layer_names`); its rule, if it takes one, is
+        ``rules[name]``. A ValueError for an unknown name."""
+        for step, _ in self._steps:
+            if step.call.name == name:
+                return step
+        raise ValueError(f"no layer {name!r} in {type(self).__name__}; the known layers "
+                         f"are {list(self.layer_names)}")
+
+    def replace_behaviour(self, name: str, wrap: Any) -> None:
+        """Engine extension point: the call ``name`` goes through ``wrap(behaviour)``
+        from now on, in every pass (call it while building, in :meth:`_finish_build`,
+        before the first trace). The replacement keeps the behaviour's ``call`` and its
+        ``relevance(inputs, outputs, relevances, rule, **kept)`` and ``relevance_many``
+        signatures (it may delegate everything else to the original); its rule stays
+        ``rules[name]``. :class:`~dtd_keras.relevance_model.MinMaxDTD` replaces its
+        modelled layers' rules by their relevance models so. A RuntimeError once the
+        analyzer is built (its compiled passes would not see the change)."""
+        if "_function" in self.__dict__:
+            raise RuntimeError(f"replace_behaviour({name!r}) is for building: call it in "
+                               f"{type(self).__name__}._finish_build, before any pass is "
+                               "compiled")
+        self.behaviour(name)  # known
+        self._steps = [(wrap(step) if step.call.name == name else step, rule)
+                       for step, rule in self._steps]
+
+    @property
     def absorbed_by(self) -> tuple[str, ...]:
         """The calls where this analyzer's rules let relevance be absorbed by design
         (a bias or ε in an LRP rule's denominator, LayerNorm's β, a softmax's Taylor
@@ -149,16 +191,20 @@ class Analyzer:
         return self._relevance_graph(inputs, neuron)
 
     def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None,
-                         layers: tuple[str, ...] = (), condition: Any = None):
+                         layers: tuple[str, ...] = (), condition: Any = None,
+                         layer_inputs: bool = False):
         """Forward pass, top relevance, backward pass (:mod:`dtd_keras.engine.passes`). Traced
         once per analyzer (and per tuple of ``layers``). ``neuron``: ``[batch]`` (``-1``:
         top logit) or ``[batch, K]`` (then maps are ``[batch, K, …]``). ``inspect(step,
         rule, lower)`` sees each call's input relevance (diagnosis). ``layers``: names of
         calls whose output relevance follows the maps and shares, in that order.
-        ``condition``: ``(key, channels)``, a call output's tensor key and ``[K]`` channel
-        indices of its last axis: ``neuron`` is ``[batch]``, the top relevance goes down
-        in K copies, copy k keeping at ``key`` only channel k's relevance (maps ``[batch,
-        K, …]``; :mod:`dtd_keras.engine.conditions`)."""
+        ``condition``: ``(key, channels, axis)``, a call output's tensor key, ``[K]``
+        channel indices and their axis (without batch; -1: last): ``neuron`` is
+        ``[batch]``, the top relevance goes down in K copies, copy k keeping at ``key``
+        only channel k's relevance (maps ``[batch, K, …]``;
+        :mod:`dtd_keras.engine.conditions`). ``layer_inputs``: after the layers'
+        relevance, what each hands down to each of its inputs, then those inputs' values
+        (:mod:`dtd_keras.engine.layer_relevance`)."""
         values = self._forward_values(inputs)
         logits = values[self._explained]
         count = output_count(logits, self.output_size)
@@ -167,16 +213,20 @@ class Analyzer:
         copies = tf.shape(neuron)[1] if len(neuron.shape) == 2 else None
         masks = None
         if condition is not None:
-            copies, masks = channel_masks(values, *condition)
-            top = tile(top, copies)
+            copies, masks = channel_masks(values, *condition)  # top: tiled at the mask
         shares: dict = {}
-        keys = layer_keys(self, layers)[1]
+        names, keys = layer_keys(self, layers)
         captured: dict = dict.fromkeys(keys)
+        handed = dict.fromkeys(names) if layer_inputs else None
         maps = backward(self._steps, values, self._explained, top, self.graph.inputs,
-                        copies, inspect, shares, captured, masks)
+                        copies, inspect, shares, captured, masks, handed)
         maps = (*maps, *(shares[name] for name in self.embedding_names),
-                *(captured[k] for k in keys))
-        return (maps if copies is None else unstack(maps, copies)), chosen, explained
+                *(captured[k] for k in keys),
+                *(r for n in (names if layer_inputs else ()) for r in handed[n]))
+        read = [values[k] for ks in layer_input_keys(self, names if layer_inputs else ())
+                for k in ks]
+        maps = maps if copies is None else unstack(maps, copies)
+        return (*maps, *read), chosen, explained
 
     @property
     def function(self) -> tf.types.experimental.PolymorphicFunction:
@@ -257,7 +307,7 @@ class Analyzer:
         return int(max(1, MANY_NEURONS_BUDGET // max(1, int(sum(sizes)) * max(batch, 1))))
 
     def explain(self, x: Any, neuron: Any = None, *, neurons_per_pass: int | None = None,
-                layers: str | Sequence[str] | None = None,
+                layers: str | Sequence[str] | None = None, layer_inputs: bool = False,
                 condition: dict[str, Sequence[int]] | None = None) -> Explanation:
         """Relevance for ``x`` with the chosen neurons and explained logits.
 
@@ -273,15 +323,32 @@ class Analyzer:
         inside a nested model, ``"dense[1]"`` for a second call) whose output relevance
         the same compiled pass also returns, in
         :attr:`~dtd_keras.Explanation.layer_relevance`, shaped like each output
-        (``[batch, K, …]`` for K neurons per sample).
+        (``[batch, K, …]`` for K neurons per sample). With ``layer_inputs=True`` also
+        what each of them hands down to each of its inputs
+        (:attr:`~dtd_keras.Explanation.layer_input_relevance`) and those inputs' values
+        (:attr:`~dtd_keras.Explanation.layer_inputs`), from the same pass.
 
         ``condition``: ``{layer: [c1, c2, …]}`` (one layer) gives conditional heatmaps
-        (CRP): for each listed channel of that layer's output (last axis), the input
+        (CRP): for each listed channel of that layer's output, the input
         relevance of the explained neuron that flows through that channel alone, all in
         one pass: relevance ``[batch, K, …]`` for K channels, ``neuron`` and ``explained``
-        ``[batch]`` (:mod:`dtd_keras.engine.conditions`).
+        ``[batch]`` (:mod:`dtd_keras.engine.conditions`). The channel axis is the last,
+        or the first for a ``channels_first`` layer.
+
+        :meth:`~dtd_keras.Explanation.concept_relevance` ranks a layer's channels from
+        its ``layers=`` relevance.
         """
+        if not isinstance(layer_inputs, bool):
+            raise TypeError(f"layer_inputs must be True or False, got {layer_inputs!r}")
+        return with_concept_axes(self, self._explain(x, neuron, neurons_per_pass, layers,
+                                                     condition, layer_inputs))
+
+    def _explain(self, x: Any, neuron: Any, neurons_per_pass: int | None, layers: Any,
+                 condition: Any, layer_inputs: bool) -> Explanation:
+        """:meth:`explain` (its arguments), before the concept axes are recorded."""
         if condition is not None:
+            if layer_inputs:
+                raise ValueError("layer_inputs=True does not combine with condition=")
             return explain_conditioned(self, x, neuron, condition, layers, neurons_per_pass)
         names, keys = layer_keys(self, layers)
         arrays = self.check_inputs(x)
@@ -292,56 +359,53 @@ class Analyzer:
             empty = empty_maps(self, arrays, (batch, *axis))
             relevance, shares = self._maps_and_shares(empty)
             hidden = dict(zip(names, empty_layer_maps(self, keys, (batch, *axis))))
+            handed, read = empty_input_maps(self, names if layer_inputs else (),
+                                            (batch, *axis))
             return Explanation(relevance, chosen, np.zeros(chosen.shape, np.float32),
                                absorbed_by=self.absorbed_by, embeddings=shares,
-                               layer_relevance=hidden)
+                               layer_relevance=hidden, layer_input_relevance=handed,
+                               layer_inputs=read)
         if chosen.ndim == 1:
-            return self._run(self._concrete_with(names, False), arrays, chosen, names)
+            return self._run(self._concrete_with(names, False, layer_inputs), arrays, chosen,
+                             names, layer_inputs)
         if neurons_per_pass is not None and (
                 isinstance(neurons_per_pass, bool) or not isinstance(neurons_per_pass, int)
                 or neurons_per_pass < 1):
             raise ValueError(f"neurons_per_pass must be a positive int, got {neurons_per_pass!r}")
         step = neurons_per_pass or self.neurons_per_pass(batch)
-        function = self._concrete_with(names, True)
-        parts = [self._run(function, arrays, chosen[:, i:i + step], names)
+        function = self._concrete_with(names, True, layer_inputs)
+        parts = [self._run(function, arrays, chosen[:, i:i + step], names, layer_inputs)
                  for i in range(0, chosen.shape[1], step)]
-        maps = [np.concatenate(m, axis=1) for m in zip(*(p.maps() for p in parts))]
-        shares = {k: np.concatenate([p.embeddings[k] for p in parts], axis=1)
-                  for k in parts[0].embeddings}
-        hidden = {k: np.concatenate([p.layer_relevance[k] for p in parts], axis=1)
-                  for k in names}
-        return Explanation(maps if len(maps) > 1 else maps[0],
-                           np.concatenate([p.neuron for p in parts], axis=1),
-                           np.concatenate([p.explained for p in parts], axis=1),
-                           absorbed_by=self.absorbed_by, embeddings=shares,
-                           layer_relevance=hidden)
+        return join_neurons(parts)
 
-    def _concrete_with(self, names: tuple[str, ...], many: bool) -> Any:
+    def _concrete_with(self, names: tuple[str, ...], many: bool, inputs: bool = False) -> Any:
         """The concrete function for one neuron (or K, ``many``) per sample that also
-        returns the output relevance of the layers ``names``; one per distinct tuple."""
+        returns the relevance of the layers ``names`` (and, with ``inputs``, at and of
+        their inputs); one per distinct request."""
         if not names:
             return self.concrete_function_many if many else self.concrete_function
-        return concrete_with_layers(self, names, many)
+        return concrete_with_layers(self, names, many, inputs)
 
     def _run(self, function: Any, arrays: list[np.ndarray], chosen: np.ndarray,
-             names: tuple[str, ...] = ()) -> Explanation:
-        """One compiled call (which also returns the relevance at the layers ``names``);
-        a named error where it fails or returns non-finite values."""
+             names: tuple[str, ...] = (), inputs: bool = False) -> Explanation:
+        """One compiled call (which also returns the relevance at the layers ``names``,
+        and with ``inputs`` at and of their inputs); a named error where it fails or
+        returns non-finite values."""
         try:
             maps, picked, logits = function(tuple(tf.constant(a) for a in arrays),
                                             tf.constant(chosen))
         except tf.errors.OpError as error:
             raise diagnose(self, arrays, chosen, error) from None
-        maps = [m.numpy().astype(np.float32, copy=False) for m in maps]
+        maps, hidden, handed, read = split_outputs(self, maps, names, inputs)
         logits = logits.numpy()
-        below = len(maps) - len(names)  # a layer's non-finite relevance reaches the inputs:
-        # checking the input maps and shares suffices (an overflow makes them NaN)
-        if not (np.all(np.isfinite(logits)) and all(np.all(np.isfinite(m)) for m in maps[:below])):
+        # a layer's non-finite relevance reaches the inputs: checking the input maps and
+        # shares suffices (an overflow makes them NaN)
+        if not (np.all(np.isfinite(logits)) and all(np.all(np.isfinite(m)) for m in maps)):
             raise diagnose(self, arrays, chosen)
-        hidden = dict(zip(names, maps[below:]))
-        relevance, shares = self._maps_and_shares(maps[:below])
+        relevance, shares = self._maps_and_shares(maps)
         return Explanation(relevance, picked.numpy(), logits, absorbed_by=self.absorbed_by,
-                           embeddings=shares, layer_relevance=hidden)
+                           embeddings=shares, layer_relevance=hidden,
+                           layer_input_relevance=handed, layer_inputs=read)
 
     def _maps_and_shares(self, maps: Sequence[np.ndarray]) -> tuple[Any, dict]:
         """The compiled function's maps as (relevance, embedding shares)."""

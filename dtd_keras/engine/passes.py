@@ -101,12 +101,21 @@ def top_relevance(logits: Tensor, chosen: Tensor, explained: Tensor, count: Tens
 def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
              input_keys: Sequence[int], copies: Tensor | None = None,
              inspect: Callable | None = None, shares: dict | None = None,
-             captured: dict | None = None, masks: dict | None = None) -> tuple[Tensor, ...]:
+             captured: dict | None = None, masks: dict | None = None,
+             handed: dict | None = None) -> tuple[Tensor, ...]:
     """Relevance of every model input, from ``top`` at the explained tensor.
+
+    ``handed``: if given, its keys (call names) receive a list, one per input of that
+    call, of the relevance the call hands down to that input (zeros where it gives none,
+    or where no relevance reaches the call), before other readers of the input add
+    theirs. Like ``captured``, not set to NaN on an overflow.
 
     ``masks``: if given, tensor key -> a factor that multiplies the relevance of that
     call output once all its consumers have contributed, before the call (and its
-    capture) reads it (conditional heatmaps: one channel per copy).
+    capture) reads it (conditional heatmaps: one channel per copy). Then ``top`` holds
+    ONE relevance set: the ``copies`` sets are equal above the masked call, so the pass
+    carries one until it reaches that call, and there tiles every relevance pending
+    (and any share or capture already taken) ``copies`` times.
 
     ``captured``: if given, its keys (tensor keys of call outputs) receive the relevance
     each of those tensors holds when the pass reaches the call computing it (the sum
@@ -126,21 +135,21 @@ def backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
     if inspect is None:
         with deferred_overflow_check() as flags:
             maps = _backward(steps, values, explained_key, top, input_keys, copies, None,
-                             shares, captured, masks)
+                             shares, captured, masks, handed)
         bad = overflowed(flags)
         if shares:
             shares.update((k, tf.where(bad, tf.constant(np.nan, m.dtype), m))
                           for k, m in shares.items())
         return tuple(tf.where(bad, tf.constant(np.nan, m.dtype), m) for m in maps)
     return _backward(steps, values, explained_key, top, input_keys, copies, inspect, shares,
-                     captured, masks)
+                     captured, masks, handed)
 
 
 def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
               input_keys: Sequence[int], copies: Tensor | None,
               inspect: Callable | None, shares: dict | None = None,
-              captured: dict | None = None, masks: dict | None = None
-              ) -> tuple[Tensor, ...]:
+              captured: dict | None = None, masks: dict | None = None,
+              handed: dict | None = None) -> tuple[Tensor, ...]:
     def zeros(key: int) -> Tensor:  # float32 also for integer tensors (token ids)
         value = values[key]
         zero = tf.zeros_like(value) if value.dtype.is_floating else tf.zeros(
@@ -148,12 +157,18 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         return zero if copies is None else tile(zero, copies)
 
     relevance = {explained_key: top}
+    late, copies = (copies, None) if masks else (None, copies)  # tiled at the masked call
     for step, rule in reversed(steps):
         call = step.call
+        if late is not None and any(k in masks for k in call.outputs):
+            _fan_out(late, relevance, captured, shares)
+            copies, late = late, None
         upper = [relevance.pop(k, None) for k in call.outputs]
         reported = (shares is not None and getattr(step, "reports_share", False)
                     and not step.is_token)
         if all(r is None for r in upper) and not reported:
+            if handed is not None and call.name in handed:
+                handed[call.name] = [zeros(k) for k in call.inputs]
             continue
         upper = [zeros(k) if r is None else r for k, r in zip(call.outputs, upper)]
         if masks:
@@ -171,13 +186,25 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
             lower = step.relevance_many(inputs, outputs, upper, rule, copies, **extra)
         if inspect is not None:
             inspect(step, rule, lower)
+        if handed is not None and call.name in handed:
+            handed[call.name] = [zeros(k) if r is None else r for k, r in zip(call.inputs, lower)]
         for key, r in zip(call.inputs, lower):
             if r is None:  # no relevance for this input (an integer branch)
                 continue
             relevance[key] = r if key not in relevance else relevance[key] + r
+    if late is not None:  # no relevance reached the masked call
+        _fan_out(late, relevance, captured, shares)
+        copies = late
     if captured is not None:  # no relevance reached these outputs
         captured.update([(k, zeros(k)) for k, r in captured.items() if r is None])
     return tuple(relevance.get(k, zeros(k)) for k in input_keys)
+
+
+def _fan_out(copies: Tensor, *held: dict | None) -> None:
+    """Tile every tensor in the dicts ``held`` ``copies`` times (copy-major), in place."""
+    for found in held:
+        if found:
+            found.update((k, tile(r, copies)) for k, r in found.items() if r is not None)
 
 
 def unstack(maps: Sequence[Tensor], copies: Tensor) -> tuple[Tensor, ...]:

@@ -90,7 +90,6 @@ class MinMaxDTD(DTD):
         self._mode = "model"
         self._active: frozenset[str] = frozenset()
         self._trace_context: dict[str, Tensor] = {}
-        self._trace_record: dict[str, tuple] = {}
         self._trace_output: dict[str, Tensor] = {}
         self.fitted = False
         self.r2: dict[str, float] = {}
@@ -102,8 +101,13 @@ class MinMaxDTD(DTD):
 
     # ------------------------------------------------------------------ building
     def _finish_build(self) -> None:
+        """Choose and check the modelled layers, make their relevance models, and put them
+        in the pass through the engine's extension point
+        (:meth:`~dtd_keras.analyzers.Analyzer.replace_behaviour`): each modelled layer
+        goes through a :class:`ModelledStep`, and the layer above it through a
+        :class:`ContextRecorder` that notes the context on the way down."""
         super()._finish_build()
-        steps = [s for s, _ in self._steps]
+        steps = [self.behaviour(name) for name in self.layer_names]
         by_name = {s.call.name: s for s in steps if s.needs_rule}
         producers = {k: s for s in steps for k in s.call.outputs}
 
@@ -123,46 +127,49 @@ class MinMaxDTD(DTD):
         position = {s.call.name: i for i, s in enumerate(steps)}
         self._fit_order = sorted(self.layers, key=position.__getitem__, reverse=True)
         self.relevance_models: dict[str, MinMaxRelevance] = {}
-        wrap: dict[int, Any] = {}
-        above: dict[int, list[str]] = {}
+        above: dict[str, list[str]] = {}  # a layer above -> the modelled layers below it
         for i, name in enumerate(self.layers):
             step = by_name[name]
             check_layer(step)
             upper = upper_step(step, consumers)
-            above.setdefault(id(upper), []).append(name)
-            wrap[id(upper)] = upper
+            above.setdefault(upper.call.name, []).append(name)
             context = context_size(self.graph.shapes[upper.call.outputs[0]])
             self.relevance_models[name] = make_model(step, self.graph.shapes, context,
                                                      self.pool_size, self.seed + 2 * i)
-        new_steps = []
-        for step, rule in self._steps:
-            wrapped: Any = step
-            if step.needs_rule and step.call.name in self.relevance_models:
-                wrapped = ModelledStep(wrapped, self, step.call.name)
-            if id(step) in above:
-                wrapped = ContextRecorder(wrapped, self, above[id(step)])
-            new_steps.append((wrapped, rule))
-        self._steps = new_steps
+        for name in self.layers:
+            self.replace_behaviour(name, lambda s, n=name: ModelledStep(s, self, n))
+        for name, below in above.items():
+            self.replace_behaviour(name, lambda s, b=below: ContextRecorder(s, self, b))
 
     # ------------------------------------------------------------------ computing
     def _relevance_graph(self, inputs: tuple, neuron: tf.Tensor, inspect: Any = None,
-                         layers: tuple[str, ...] = ()):
-        self._trace_context, self._trace_record, self._trace_output = {}, {}, {}
-        return super()._relevance_graph(inputs, neuron, inspect, layers)
+                         layers: tuple[str, ...] = (), layer_inputs: bool = False):
+        self._trace_context, self._trace_output = {}, {}
+        return super()._relevance_graph(inputs, neuron, inspect, layers,
+                                        layer_inputs=layer_inputs)
 
     def _collect_graph(self, inputs: tuple, neuron: tf.Tensor, active: tuple[str, ...]):
         """(x, R, context) at each chosen layer: the backward pass through the relevance
-        models of the ``active`` layers, training-free DTD everywhere else."""
+        models of the ``active`` layers, training-free DTD everywhere else. x (the values
+        the layer reads) and R (the relevance at its output) come from the layer hook
+        (``explain``'s ``layers=``, ``layer_inputs=True``) in the same pass; the context
+        is what the :class:`ContextRecorder` above noted on the way down."""
         self._mode, self._active = "collect", frozenset(active)
         try:
-            maps, _, _ = self._relevance_graph(inputs, neuron)
-            record = dict(self._trace_record)
+            out, _, _ = self._relevance_graph(inputs, neuron, layers=tuple(self.layers),
+                                              layer_inputs=True)
+            context = dict(self._trace_context)
         finally:
             self._mode, self._active = "model", frozenset()
+        # the outputs: the maps and shares, each layer's output relevance, what it hands
+        # down to its one input, then that input's value
+        below, count = len(out) - 3 * len(self.layers), len(self.layers)
+        maps, relevance, values = out[:below], out[below:below + count], out[below + 2 * count:]
         # an overflowing denominator makes the maps NaN (the check is deferred to the end
-        # of the pass), not the values recorded on the way: report it with them
+        # of the pass), not the values read on the way: report it with them
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(m)) for m in maps])
-        return tuple(record[name] for name in self.layers), finite
+        return tuple((values[i], relevance[i], context[name])
+                     for i, name in enumerate(self.layers)), finite
 
     def _neurons(self, neuron: Any, n: int, what: str) -> np.ndarray:
         """One explained neuron per sample of ``what`` (``n`` samples), as indices."""

@@ -1,4 +1,7 @@
-"""Wrappers of an analyzer's steps: note the context, or go through a relevance model."""
+"""Replacement behaviours that :class:`~dtd_keras.relevance_model.MinMaxDTD` installs
+through the engine's extension point
+(:meth:`~dtd_keras.analyzers.Analyzer.replace_behaviour`): the layer above a modelled one
+notes the context, a modelled layer goes through its relevance model."""
 
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ class ContextRecorder:
 
 class ModelledStep:
     """Replaces a chosen layer's rule by its relevance model. While collecting training
-    data it records (input, relevance from above, context), then goes through the
+    data (whose x and R the owner reads through the layer hook) it goes through the
     relevance model if the layer is among the owner's active (already fitted) ones, else
     through the layer's training-free rule."""
 
@@ -65,10 +68,8 @@ class ModelledStep:
     def relevance(self, inputs, outputs, relevances, rule=None, **kept):
         owner, inner = self.owner, self.inner
         context = owner._trace_context[self.name]
-        if owner._mode == "collect":
-            owner._trace_record[self.name] = (inputs[0], relevances[0], context)
-            if self.name not in owner._active:
-                return inner.relevance(inputs, outputs, relevances, rule)
+        if owner._mode == "collect" and self.name not in owner._active:
+            return inner.relevance(inputs, outputs, relevances, rule)
         model = owner.relevance_models[self.name]
         padding = inner.padding
 
