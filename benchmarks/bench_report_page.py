@@ -63,8 +63,9 @@ def write_report(out: Path, rows: int, classes: int = 10, page_size: int = 48) -
     out.mkdir(parents=True)
     (out / "assets").mkdir()
     shutil.copyfile(ASSETS / "index.html", out / "index.html")
-    for name in ("report.js", "report.css"):
-        shutil.copyfile(ASSETS / name, out / "assets" / name)
+    for source in ASSETS.iterdir():  # every script and style sheet of the page
+        if source.suffix in (".js", ".css"):
+            shutil.copyfile(source, out / "assets" / source.name)
     label = rng.integers(0, classes, rows)
     columns = {"row": np.arange(rows), "index": np.arange(rows), "label": label,
                "neuron": np.where(rng.random(rows) < 0.9, label, rng.integers(0, classes, rows)),

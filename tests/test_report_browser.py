@@ -104,8 +104,9 @@ def write_fixture_report(out: Path, count: int = 60, classes: int = 3, page_size
     rng = np.random.default_rng(0)
     (out / "assets").mkdir(parents=True)
     shutil.copy(ASSETS / "index.html", out / "index.html")
-    for name in ("report.js", "report.css"):
-        shutil.copy(ASSETS / name, out / "assets" / name)
+    for source in ASSETS.iterdir():  # every script and style sheet of the page
+        if source.suffix in (".js", ".css"):
+            shutil.copy(source, out / "assets" / source.name)
     label = rng.integers(0, classes, count)
     items = {"row": list(range(count)), "index": list(range(0, 2 * count, 2)),
              "label": label.tolist(), "neuron": label.tolist(),
