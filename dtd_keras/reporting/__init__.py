@@ -11,7 +11,8 @@ module             job
 ``thumbnails``     heatmap / input thumbnails, mean maps, crops (PNG, numpy only)
 ``inputs``         the data behind a store, read again for input thumbnails
 ``sections``       evaluations (and :func:`attach`), concept reference samples
-``assets/``        the page itself (index.html, report.js, report.css)
+``assets/``        the page itself: index.html, report.css and its scripts (dom,
+                   model, gallery, charts, sections, report)
 =================  ==============================================================
 """
 
