@@ -1,6 +1,7 @@
 """Analyzers: a model in, a compiled relevance function out.
 
-:class:`Analyzer` (:mod:`.base`) walks the model and compiles forward and backward pass;
+:class:`Analyzer` (:mod:`.base`) walks the model and compiles forward and backward pass
+(what ``explain`` does with inputs: :mod:`.explaining`);
 :class:`DTD` (:mod:`.dtd`) chooses each layer's rule by its input domain (the seed's
 training-free deep Taylor decomposition); :class:`LRP` (:mod:`.lrp`) applies the rules it
 is given; :class:`AttnLRP` (:mod:`.attention`) is LRP for transformers (AttnLRP or CP-LRP

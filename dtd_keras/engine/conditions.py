@@ -137,7 +137,7 @@ def explain_conditioned(analyzer: Any, x: Any, neuron: Any, condition: Any,
     ``[batch, K, …]`` for the K channels, ``neuron``/``explained`` ``[batch]``; layer
     relevance (``layers``) ``[batch, K, …]``. ``neurons_per_pass`` caps the channels per
     compiled call."""
-    from ..engine.neurons import parse_neurons
+    from ..engine.neurons import check_neurons_per_pass, parse_neurons
     from ..engine.tokens import empty_maps
     from ..explanation import Explanation
     from .layer_relevance import empty_layer_maps
@@ -152,10 +152,7 @@ def explain_conditioned(analyzer: Any, x: Any, neuron: Any, condition: Any,
     if chosen.ndim != 1:
         raise ValueError(f"condition= explains one neuron per sample; got neuron of shape "
                          f"{chosen.shape} (K neurons per sample): explain them one at a time")
-    if neurons_per_pass is not None and (
-            isinstance(neurons_per_pass, bool) or not isinstance(neurons_per_pass, int)
-            or neurons_per_pass < 1):
-        raise ValueError(f"neurons_per_pass must be a positive int, got {neurons_per_pass!r}")
+    check_neurons_per_pass(neurons_per_pass)
     if batch == 0:
         axes = (0, channels.size)
         relevance, shares = analyzer._maps_and_shares(empty_maps(analyzer, arrays, axes))

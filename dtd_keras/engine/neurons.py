@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["parse_neurons"]
+__all__ = ["check_neurons_per_pass", "parse_neurons"]
 
 
 def parse_neurons(neuron: Any, batch: int, size: int | None) -> np.ndarray:
@@ -42,3 +42,12 @@ def parse_neurons(neuron: Any, batch: int, size: int | None) -> np.ndarray:
         raise ValueError(f"neuron index out of range: got {chosen.tolist()}, the "
                          f"explained output has {size} neurons")
     return chosen.astype(np.int32)
+
+
+def check_neurons_per_pass(neurons_per_pass: Any) -> None:
+    """A ValueError unless ``neurons_per_pass`` (how many neurons, or conditioned
+    channels, one compiled call explains) is None or a positive int."""
+    if neurons_per_pass is not None and (
+            isinstance(neurons_per_pass, bool) or not isinstance(neurons_per_pass, int)
+            or neurons_per_pass < 1):
+        raise ValueError(f"neurons_per_pass must be a positive int, got {neurons_per_pass!r}")
