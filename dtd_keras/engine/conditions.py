@@ -17,7 +17,7 @@ activation layers that pass relevance unchanged), that layer's rule runs on chan
 kernel columns ``c_1…c_K`` once on the untiled input, and per copy the backward pass of
 one kernel column (1/C of the dense backward pass for C channels). Every built-in rule
 takes it (their weight and bias maps are elementwise, so they commute with picking
-columns); other layers and rules classes keep the dense path.
+columns); other layers and rule classes keep the dense path.
 """
 
 from __future__ import annotations
