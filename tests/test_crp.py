@@ -239,3 +239,56 @@ def test_minmax_dtd_refuses_conditions():
                  verbose=0)
     with pytest.raises(ValueError, match="MinMaxDTD computes no conditional heatmaps"):
         analyzer.explain(np.zeros((1, 5), np.float32), condition={"h": [0]})
+
+
+# ------------------------------------------------- the channel-sparse step (conditions.py)
+@pytest.fixture(scope="module")
+def with_biases():
+    """Biases everywhere; a Conv2D without activation under a ReLU layer; a Dense."""
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([
+        keras.Input((7, 7, 2)),
+        L.Conv2D(3, 3, activation="relu", name="conv1"),
+        L.Conv2D(4, 3, name="conv2"), L.ReLU(name="r2"),
+        L.Flatten(name="flat"), L.Dense(5, activation="relu", name="d"),
+        L.Dense(3, name="out"),
+    ], name="crp_sparse")
+    for name, shift in (("conv2", 0.2), ("d", 0.5)):  # live units: no copy is all zero
+        kernel, bias = model.get_layer(name).get_weights()
+        model.get_layer(name).set_weights([kernel, bias + shift])
+    out = model.get_layer("out")
+    out.set_weights([np.abs(out.get_weights()[0]), out.get_weights()[1]])
+    x = np.random.default_rng(4).uniform(size=(2, 7, 7, 2)).astype("float32")
+    return model, x
+
+
+SPARSE_ANALYZERS = {
+    "dtd": lambda m: dk.DTD(m, input_domain=dk.Box(0.0, 1.0)),  # zᴮ at conv1, z⁺ above
+    "epsilon": lambda m: dk.LRP(m, rule=dk.rules.Epsilon(0.1)),
+    "alphabeta": lambda m: dk.LRP(m, rule=dk.rules.AlphaBeta(1.0, 0.0)),
+}
+
+
+@pytest.mark.parametrize("kind, asks", [
+    ("dtd", [{"conv1": [2, 0]}, {"r2": [3, 1, 3]}, {"d": [4, 0, 3]}]),
+    ("epsilon", [{"r2": [3, 1, 3]}]),
+    ("alphabeta", [{"d": [4, 0, 3]}]),
+])
+def test_channel_sparse_step_is_taken_and_equals_the_dense_path(with_biases, kind, asks,
+                                                                 monkeypatch):
+    """The conditioned Linear layer reads its masked relevance on channel c_k alone for
+    copy k (the input layer under zᴮ; a conv through a ReLU layer; a Dense; a channel
+    asked twice): the same maps as the dense path, which runs every channel."""
+    from dtd_keras.engine import conditions
+
+    model, x = with_biases
+    maps = {}
+    for sparse in (True, False):
+        monkeypatch.setattr(conditions, "SPARSE", sparse)
+        analyzer = SPARSE_ANALYZERS[kind](model)
+        before = conditions.STATS["sparse_steps"]
+        maps[sparse] = [analyzer.explain(x, condition=c).relevance for c in asks]
+        assert conditions.STATS["sparse_steps"] - before == (len(asks) if sparse else 0)
+    for fast, dense in zip(maps[True], maps[False]):
+        assert np.abs(dense).reshape(dense.shape[:2] + (-1,)).max(-1).min() > 0
+        np.testing.assert_allclose(fast, dense, rtol=1e-5, atol=1e-6 * np.abs(dense).max())

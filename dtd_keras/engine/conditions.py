@@ -9,6 +9,15 @@ per sample, sharing the rules' denominators); copy k keeps only channel ``c_k``'
 relevance (the other channels' is set to zero) before the calls below read it. Summed
 over all channels, the conditional maps give the unconditioned map. The channel axis is
 the output's last, or its first for a ``channels_first`` layer (:func:`channel_axis`).
+
+Channel-sparse step: below the mask, copy k's relevance is zero outside channel ``c_k``,
+so where the conditioned output is a Dense or Conv layer's (ungrouped; also through
+activation layers that pass relevance unchanged), that layer's rule runs on channel
+``c_k`` alone for copy k (:func:`propagate_channels`): the rule's denominators for the K
+kernel columns ``c_1…c_K`` once on the untiled input, and per copy the backward pass of
+one kernel column (1/C of the dense backward pass for C channels). Every built-in rule
+takes it (their weight and bias maps are elementwise, so they commute with picking
+columns); other layers and rule classes keep the dense path.
 """
 
 from __future__ import annotations
@@ -21,7 +30,11 @@ import tensorflow as tf
 
 from .layer_relevance import layer_keys, supports_layers
 
-__all__ = ["channel_axis", "channel_masks", "condition_channels", "explain_conditioned"]
+__all__ = ["ChannelMasks", "channel_axis", "channel_masks", "condition_channels",
+           "explain_conditioned", "propagate_channels", "sparse_axis", "sparse_relevance"]
+
+SPARSE = True  # False: every step below the mask runs the dense path (tests compare)
+STATS = {"sparse_steps": 0}  # channel-sparse steps built (counted when traced)
 
 DATA_FORMATS = ("channels_first", "channels_last")
 
@@ -94,11 +107,20 @@ def _parameters(analyzer: Any) -> Sequence[str]:
     return tuple(inspect.signature(analyzer._relevance_graph).parameters)
 
 
+class ChannelMasks(dict):
+    """``{key: mask}`` that also names the ``channels`` (``[K]``) and their ``axis`` (in
+    the batched tensor) for the channel-sparse step."""
+
+    channels: tf.Tensor
+    axis: int
+
+
 def channel_masks(values: dict, key: int, channels: tf.Tensor, axis: int = -1
-                  ) -> tuple[tf.Tensor, dict]:
-    """The copy count K and ``{key: mask}``: for ``[K·batch, …]`` relevance stacked
-    copy-major, copy k's mask is the one-hot vector of ``channels[k]`` on the channel
-    axis (``axis``, counted without the batch axis; -1: the last)."""
+                  ) -> tuple[tf.Tensor, ChannelMasks]:
+    """The copy count K and ``{key: mask}`` (a :class:`ChannelMasks`): for
+    ``[K·batch, …]`` relevance stacked copy-major, copy k's mask is the one-hot vector of
+    ``channels[k]`` on the channel axis (``axis``, counted without the batch axis; -1: the
+    last)."""
     value = values[key]
     rank = len(value.shape)
     axis = axis % (rank - 1) + 1  # in the batched tensor
@@ -108,7 +130,129 @@ def channel_masks(values: dict, key: int, channels: tf.Tensor, axis: int = -1
     ones = [1] * (rank - 1)
     ones[axis - 1] = -1
     mask = tf.reshape(mask, tf.concat([tf.shape(mask)[:1], tf.constant(ones, tf.int32)], 0))
-    return copies, {key: mask}
+    masks = ChannelMasks({key: mask})
+    masks.channels, masks.axis = channels, axis
+    return copies, masks
+
+
+def passes_channels(step: Any) -> bool:
+    """Whether ``step`` hands its relevance down unchanged (an activation layer), so
+    copy k's stays zero outside channel ``c_k``."""
+    from ..layers.activations import ActivationPass
+    from ..layers.base import Identity
+
+    call = step.call
+    return (type(step) in (ActivationPass, Identity) and len(call.inputs) == 1
+            and len(call.outputs) == 1)
+
+
+def sparse_axis(step: Any, rule: Any, masks: Any) -> int | None:
+    """The channel axis (in the batched output) on which ``step`` can read channel-sparse
+    relevance (:func:`propagate_channels`), or None (dense path): a Dense or ungrouped
+    Conv layer whose output channels are its kernel's last axis and the masked axis,
+    under a built-in rule (elementwise weight and bias maps)."""
+    from ..layers.linear import ConvLinear, DenseLinear
+    from ..rules.linear import Rule
+
+    channels = getattr(masks, "channels", None)
+    if (not SPARSE or channels is None or type(step) not in (DenseLinear, ConvLinear)
+            or not isinstance(rule, Rule) or type(rule).__module__ != Rule.__module__
+            or getattr(step.layer, "groups", 1) != 1 or len(step.call.inputs) != 1
+            or len(step.call.outputs) != 1):
+        return None
+    rank = len(step.graph.shapes[step.call.outputs[0]])
+    first = type(step) is ConvLinear and step.layer.data_format == "channels_first"
+    axis = 1 if first else rank - 1
+    return axis if axis == masks.axis else None
+
+
+def sparse_relevance(step: Any, rule: Any, inputs: list, upper: list, masks: Any,
+                     axis: int, kept: Any = None) -> list:
+    """``step.relevance_many`` for channel-sparse relevance (see :func:`sparse_axis`)."""
+    STATS["sparse_steps"] += 1
+    kernel, bias = step.weights()
+    return [propagate_channels(rule, step.apply, kernel, bias, inputs[0], upper[0],
+                               step.options.get("domain"), masks.channels, axis,
+                               preactivation=kept, stack=step.stack_axes())]
+
+
+def propagate_channels(rule: Any, forward: Any, kernel: tf.Tensor, bias: tf.Tensor | None,
+                       x: tf.Tensor, relevance: tf.Tensor, domain: Any, channels: tf.Tensor,
+                       axis: int, *, preactivation: tf.Tensor | None = None,
+                       stack: tuple[int, int] | None = None) -> tf.Tensor:
+    """:func:`~dtd_keras.engine.propagation.propagate` with ``K = len(channels)`` copies
+    (copy-major ``[K·batch, …]`` ``relevance`` for the batch ``x``) where copy k's
+    relevance is zero outside channel ``channels[k]`` of ``axis`` (in the batched output).
+    The kernel's last axis holds the output channels; the groups' forward passes run on
+    the K picked columns (``[batch, …, K]``), and copy k's backward pass on column k
+    alone. Equal to the dense pass (the other channels pass no relevance)."""
+    from .division import safe_divide
+    from .propagation import _SIDES
+    from .terms import group_terms
+
+    count = int(channels.shape[0])
+    rank = len(relevance.shape)
+    kernel = tf.gather(kernel, channels, axis=-1)
+    bias = None if bias is None else tf.gather(bias, channels, axis=-1)
+    perm = [axis, *(i for i in range(rank) if i != axis)]
+
+    def per_copy(z: tf.Tensor) -> tf.Tensor:  # [batch, …, K on axis] -> [K·batch, …]
+        z = tf.transpose(z, perm)
+        return tf.reshape(z, tf.concat([[-1], tf.shape(z)[2:]], 0))
+
+    picked = tf.reduce_sum(relevance, axis=axis)  # copy k: channel c_k (the rest is 0)
+    if preactivation is not None:
+        preactivation = tf.gather(preactivation, channels, axis=axis)
+    reuse = preactivation is not None and rule.plain
+    total, plain = None, {True: preactivation, False: None}
+    for group in rule.groups(domain):
+        upper = picked
+        if total is not None:  # one group after the other
+            with tf.control_dependencies([total]):
+                upper = tf.identity(picked)
+        if group.where is not None:
+            with_bias, test = _SIDES[group.where]
+            if plain[with_bias] is None:
+                with tf.control_dependencies([relevance]):
+                    plain[with_bias] = forward(x, kernel, bias if with_bias else None)
+            upper = tf.where(test(per_copy(plain[with_bias])), upper, tf.zeros_like(upper))
+        if reuse:
+            z = preactivation
+        else:
+            _, z = group_terms(group, forward, kernel, bias, x, upper, stack=stack)
+        s = safe_divide(upper, rule.stabilize(per_copy(z)), group.nonnegative)
+        contribution = _column_gradients(group, forward, kernel, x, s, count, axis, stack)
+        if group.coefficient != 1.0:
+            contribution = group.coefficient * contribution
+        total = contribution if total is None else total + contribution
+    return total
+
+
+def _column_gradients(group: Any, forward: Any, kernel: tf.Tensor, x: tf.Tensor,
+                      s: tf.Tensor, count: int, axis: int,
+                      stack: tuple[int, int] | None) -> tf.Tensor:
+    """``Σ_t a_t ⊙ ∇_{a_t}(f(a_t; ρ_t(W)[…, k]) · s_k)`` for each copy k, stacked
+    copy-major: one backward pass per copy through kernel column k (``f`` is linear, so
+    the gradient runs on stand-in zeros)."""
+    from .terms import group_terms, summed_forward
+
+    inputs, _ = group_terms(group, lambda a, k, b: a, kernel, None, x, s)
+    weights = [term.weight(kernel) for term in group.terms]
+    slopes = tf.split(s, count)
+    sources, outputs = [], []
+    with tf.GradientTape() as tape:
+        for k in range(count):
+            zeros = [tf.zeros_like(a) for a in inputs]
+            tape.watch(zeros)
+            outputs.append(summed_forward(group, forward, zeros,
+                                          [w[..., k:k + 1] for w in weights],
+                                          [None] * len(zeros), stack))
+            sources.extend(zeros)
+    grads = tape.gradient(outputs, sources,
+                          output_gradients=[tf.expand_dims(g, axis) for g in slopes])
+    n = len(inputs)
+    return tf.concat([tf.add_n([a * g for a, g in zip(inputs, grads[k * n:(k + 1) * n])
+                                if g is not None]) for k in range(count)], 0)
 
 
 def _concrete(analyzer: Any, name: str, key: int, axis: int, count: int,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from .conditions import passes_channels, sparse_axis, sparse_relevance
 from .propagation import deferred_overflow_check, overflowed, tile
 
 __all__ = ["backward", "forward_values", "output_count", "select", "top_relevance"]
@@ -158,6 +159,7 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
 
     relevance = {explained_key: top}
     late, copies = (copies, None) if masks else (None, copies)  # tiled at the masked call
+    sparse: set = set()  # keys whose copy k holds channel c_k alone (conditions.py)
     for step, rule in reversed(steps):
         call = step.call
         if late is not None and any(k in masks for k in call.outputs):
@@ -173,6 +175,8 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         upper = [zeros(k) if r is None else r for k, r in zip(call.outputs, upper)]
         if masks:
             upper = [r * masks[k] if k in masks else r for k, r in zip(call.outputs, upper)]
+            sparse.update(k for k in call.outputs if k in masks)
+        reads_sparse = len(call.outputs) == 1 and call.outputs[0] in sparse
         if captured is not None:
             captured.update((k, r) for k, r in zip(call.outputs, upper) if k in captured)
         if reported:  # an embedding's share, apart from the input maps
@@ -180,7 +184,10 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         inputs = [_late(values, k, upper) for k in call.inputs]
         outputs = [_late(values, k, upper) for k in call.outputs]
         extra = {} if _kept(step) not in values else {"kept": _late(values, _kept(step), upper)}
-        if copies is None:
+        axis = sparse_axis(step, rule, masks) if reads_sparse else None
+        if axis is not None:  # channel c_k alone for copy k
+            lower = sparse_relevance(step, rule, inputs, upper, masks, axis, **extra)
+        elif copies is None:
             lower = step.relevance(inputs, outputs, upper, rule, **extra)
         else:
             lower = step.relevance_many(inputs, outputs, upper, rule, copies, **extra)
@@ -191,6 +198,10 @@ def _backward(steps: Steps, values: dict, explained_key: int, top: Tensor,
         for key, r in zip(call.inputs, lower):
             if r is None:  # no relevance for this input (an integer branch)
                 continue
+            if key in relevance:  # a sum: sparse only if every part is (kept simple)
+                sparse.discard(key)
+            elif reads_sparse and passes_channels(step):
+                sparse.add(key)
             relevance[key] = r if key not in relevance else relevance[key] + r
     if late is not None:  # no relevance reached the masked call
         _fan_out(late, relevance, captured, shares)
