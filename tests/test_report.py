@@ -117,6 +117,7 @@ def test_items_and_report_data_match_the_store(setup, written):
     counts = np.bincount(setup.y, minlength=CLASSES)
     assert [(m["class"], m["count"]) for m in info["class_means"]] == list(
         enumerate(counts.tolist()))
+    assert {m["group"] for m in info["class_means"]} == {"label"}  # grouped by label
 
 
 def test_thumbnails_are_the_heatmaps_and_inputs(setup, written):
@@ -153,7 +154,8 @@ def test_rerun_keeps_thumbnails_another_store_rewrites_them(setup, tmp_path):
     assert thumbs(out) == before
     assert (out / "means" / "0-heatmap.png").stat().st_mtime_ns == means
     assert read_js(out / "data" / "report.js", "DTD_REPORT")["page_size"] == 5
-    dk.report(setup.store, out, thumb_size=8, progress=False)  # no data: heatmaps only
+    with pytest.warns(UserWarning, match=r"has input thumbnails.*pass data= \(--data\)"):
+        dk.report(setup.store, out, thumb_size=8, progress=False)  # no data: heatmaps only
     assert len(thumbs(out)) == N and not list((out / "thumbs").rglob("*-input.png"))
     assert read_js(out / "data" / "report.js", "DTD_REPORT")["thumbs"]["input"] is False
     dk.report(setup.every, out, thumb_size=8, progress=False)  # another store
@@ -229,9 +231,22 @@ def test_recorded_data_gives_input_thumbnails_without_data(setup, tmp_path):
     got = read_png(tmp_path / "out-f.zarr" / "thumbs" / "0" / "4-input.png")
     low, high = float(batch.min()), float(batch.max())
     np.testing.assert_array_equal(got, to_rgb(batch[4], value_range=(low, high)))
+    # the folder given as data=: thumbnails of the images' own 8×8, enlarged to 64×64
+    dk.report(tmp_path / "f.zarr", tmp_path / "given", data=folder, progress=False)
+    info = read_js(tmp_path / "given" / "data" / "report.js", "DTD_REPORT")
+    assert info["thumbs"]["size"] == [64, 64] and info["thumbs"]["input"]
+    got = read_png(tmp_path / "given" / "thumbs" / "0" / "4-input.png")
+    np.testing.assert_array_equal(got, to_rgb(batch[4], value_range=(low, high)).repeat(
+        8, 0).repeat(8, 1))
+    # no labels: the mean maps group the rows by explained neuron, and say so
+    info = read_js(tmp_path / "out-m.zarr" / "data" / "report.js", "DTD_REPORT")
+    assert {m["group"] for m in info["class_means"]} == {"neuron"}
+    assert sum(m["count"] for m in info["class_means"]) == N
     image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "9.png")  # another folder now
-    with pytest.warns(UserWarning, match="does not fit it any more"):
-        dk.report(tmp_path / "f.zarr", tmp_path / "out-f.zarr", thumb_size=8, progress=False)
+    with pytest.warns(UserWarning, match="has input thumbnails, but this one has none"):
+        with pytest.warns(UserWarning, match="does not fit it any more"):
+            dk.report(tmp_path / "f.zarr", tmp_path / "out-f.zarr", thumb_size=8,
+                      progress=False)
     info = read_js(tmp_path / "out-f.zarr" / "data" / "report.js", "DTD_REPORT")
     assert info["thumbs"]["input"] is False
 
@@ -249,7 +264,7 @@ def test_attached_and_given_evaluations(store_copy, setup, tmp_path):
     assert path == store_copy / "attachments" / "pixelflipping.json"
     assert [a["kind"] for a in attachments(store_copy)] == ["PixelFlipping"]
     out = tmp_path / "out"
-    dk.report(store_copy, out, evaluations=[cascade], thumb_size=8, progress=False)
+    dk.report(store_copy, out, evaluations=cascade, thumb_size=8, progress=False)  # one
     found = read_js(out / "data" / "report.js", "DTD_REPORT")["evaluations"]
     assert [e["kind"] for e in found] == ["PixelFlipping", "Randomization"]
     np.testing.assert_allclose(found[0]["series"][0]["y"], flipping.curve, rtol=1e-6)
@@ -284,7 +299,7 @@ def test_attach_errors(store_copy, tmp_path):
 
 
 # ------------------------------------------------------------------- concepts
-def test_concept_reference_samples(setup, tmp_path):
+def test_concept_reference_samples(setup, tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     samples = SimpleNamespace(
         layer="conv2d", method="relevance", channels=np.array([1, 0]),
@@ -292,7 +307,7 @@ def test_concept_reference_samples(setup, tmp_path):
         crops=[[rng.random((3, 3, 1)), rng.random((4, 3, 1))],
                [rng.random((3, 3, 1)), rng.random((3, 3))]])
     out = tmp_path / "out"
-    dk.report(setup.store, out, concepts=[samples], thumb_size=8, progress=False)
+    dk.report(setup.store, out, concepts=samples, thumb_size=8, progress=False)  # one
     (concept,) = read_js(out / "data" / "report.js", "DTD_REPORT")["concepts"]
     assert concept["layer"] == "conv2d" and concept["method"] == "relevance"
     assert [c["channel"] for c in concept["channels"]] == [1, 0]
@@ -321,6 +336,17 @@ def test_concept_reference_samples(setup, tmp_path):
     assert read_png(out / shown["image"]).shape[:2] == size
     np.testing.assert_array_equal(read_png(out / shown["heatmap"]),
                                   resize(heatmap(relevance)[None], *size)[0])
+    # --concepts imports TensorFlow through dtd_keras' quiet import (no start-up lines)
+    import dtd_keras._tensorflow
+
+    calls = []
+    monkeypatch.setattr(dtd_keras._tensorflow, "import_tensorflow",
+                        lambda verbose=None: calls.append(verbose))
+    assert main(["report", str(setup.store), "--out", str(tmp_path / "cli"), "--concepts",
+                 str(tmp_path / "refs"), "-q"]) == 0
+    assert calls == [None, None]  # the command, then the loader of a saved folder
+    info = read_js(tmp_path / "cli" / "data" / "report.js", "DTD_REPORT")
+    assert [c["layer"] for c in info["concepts"]] == ["conv"]
 
 
 # ------------------------------------------------------------------- errors, CLI
@@ -340,6 +366,30 @@ def test_report_errors(setup, store_copy, tmp_path):
         dk.report(setup.store, busy, progress=False)
     dk.report(setup.store, busy, overwrite=True, thumb_size=8, progress=False)
     assert (busy / "notes.txt").read_text() == "mine" and (busy / "data" / "items.js").exists()
+
+
+def test_bad_options_are_refused_before_anything_is_written(setup, tmp_path):
+    """concepts=, evaluations=, class_names= and data= are checked (concepts loaded) before
+    the first file is written: an error leaves out as it was."""
+    out = tmp_path / "out"
+    for options, error, message in (
+            ({"concepts": [tmp_path / "nope_refs"]}, FileNotFoundError, "no reference samples"),
+            ({"concepts": 3}, TypeError, "concepts: expected one result or a list"),
+            ({"evaluations": [object()]}, TypeError, r"evaluations\[0\].*to_dict"),
+            ({"class_names": ["a", "b"]}, ValueError, "2 names for the 3 classes"),
+            ({"class_names": {5: "five"}}, ValueError, "key 5 is not a class number"),
+            ({"data": tmp_path / "none"}, ValueError, "no such folder")):
+        with pytest.raises(error, match=message):
+            dk.report(setup.store, out, progress=False, **options)
+        assert not out.exists(), options
+    dk.report(setup.store, out, thumb_size=8, progress=False, class_names={1: "one"})
+    info = read_js(out / "data" / "report.js", "DTD_REPORT")
+    assert info["classes"]["names"] == ["0", "one", "2"]
+    assert [m["name"] for m in info["class_means"]] == ["0", "one", "2"]
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(ValueError, match="2 names"):  # an earlier report stays as it was
+        dk.report(setup.store, out, overwrite=True, class_names=["a", "b"], progress=False)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
 
 
 def test_cli_report_without_tensorflow(setup, store_copy, tmp_path, capsys):

@@ -1,7 +1,8 @@
 """``dtd-keras report``: a results store as a static HTML site (:func:`dtd_keras.report`).
 
 Needs neither TensorFlow nor Keras: the store is read with Zarr, the pictures are drawn
-with numpy."""
+with numpy. Only ``--concepts`` (saved reference samples, read by dtd_keras.concepts)
+imports TensorFlow, its start-up lines hidden unless ``--verbose``."""
 
 from __future__ import annotations
 
@@ -50,6 +51,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.page_size < 1:
         raise CLIError(f"--page-size must be at least 1, got {args.page_size}")
     data = None if args.data is None else read_data(args.data)
+    if args.concepts:
+        from .run import import_tensorflow
+
+        import_tensorflow(args.verbose)  # dtd_keras.concepts needs it; start-up lines quiet
     from ..reporting import report
 
     index = report(store, args.out, data=data, concepts=list(args.concepts or ()),

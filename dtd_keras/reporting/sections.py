@@ -21,7 +21,8 @@ import numpy as np
 from .tables import clean
 from .thumbnails import crop_pixels, heatmap_pixels, to_maps, write_pngs
 
-__all__ = ["ATTACHMENTS", "attach", "attachments", "concept_sections", "evaluation_sections"]
+__all__ = ["ATTACHMENTS", "as_list", "attach", "attachments", "concept_sections",
+           "evaluation_sections", "load_concepts"]
 
 ATTACHMENTS = "attachments"
 _FORMAT = "dtd_keras.attachment"
@@ -84,6 +85,21 @@ def attachments(store: str | os.PathLike) -> list[dict]:
     return found
 
 
+def as_list(given: Any, what: str) -> list:
+    """``concepts=`` / ``evaluations=`` as a list: one object (or one path, or one
+    attachment record) is a list of one; ``None`` is none."""
+    if given is None:
+        return []
+    if (isinstance(given, (str, os.PathLike, dict)) or callable(getattr(given, "to_dict", None))
+            or hasattr(given, "channels")):
+        return [given]
+    try:
+        return list(given)
+    except TypeError:
+        raise TypeError(f"{what}: expected one result or a list of them, got "
+                        f"{type(given).__name__}") from None
+
+
 # ------------------------------------------------------------------- evaluations
 _TITLES = {
     "PixelFlipping": ("Pixel flipping (AOPC)", "patches removed"),
@@ -144,13 +160,26 @@ _CONCEPT_ATTRIBUTES = ("layer", "method", "channels", "indices", "scores", "crop
 def _load_concepts(item: Any, i: int) -> Any:
     if not isinstance(item, (str, os.PathLike)):
         return item
-    try:
-        from ..concepts import load_reference_samples
-    except ImportError:
-        raise ValueError(f"concepts[{i}] is a path ({item}), but this dtd_keras has no "
-                         "dtd_keras.concepts.load_reference_samples to read it; pass the "
-                         "ReferenceSamples object") from None
+    from .._tensorflow import import_tensorflow
+
+    import_tensorflow()  # before dtd_keras.concepts (it needs TensorFlow): start-up lines quiet
+    from ..concepts import load_reference_samples
+
     return load_reference_samples(item)
+
+
+def load_concepts(concepts: Iterable[Any]) -> list[Any]:
+    """The reference samples of ``concepts=`` (paths loaded), each checked to have what the
+    report shows; ``TypeError`` (or the loader's error) naming the item otherwise."""
+    found = []
+    for i, item in enumerate(concepts):
+        samples = _load_concepts(item, i)
+        missing = [a for a in _CONCEPT_ATTRIBUTES if not hasattr(samples, a)]
+        if missing:
+            raise TypeError(f"concepts[{i}] ({type(samples).__name__}) lacks {missing}: "
+                            "expected dk.concepts.reference_samples' result")
+        found.append(samples)
+    return found
 
 
 def _slug(text: str) -> str:
@@ -160,19 +189,16 @@ def _slug(text: str) -> str:
 def concept_sections(concepts: Iterable[Any], out: Path, size: int,
                      value_range: tuple[float, float] | None = None) -> list[dict]:
     """``DTD_REPORT.concepts``: for each reference-samples object (``dk.concepts.
-    reference_samples``' result, or a path it was saved to), its channels' top samples
-    with their crops written to ``out/concepts/<layer>/<channel>-<j>.png`` (on the data's
-    ``value_range`` when known, else each crop stretched by itself) and, when the object
+    reference_samples``' result, as :func:`load_concepts` gives), its channels' top samples
+    with their crops written to ``out/concepts/<layer>/<channel>-<j>.png`` (the crops hold
+    the analyzer's input values, as the data reached the model: for an image folder after
+    its pixel range, not the files' pixels; drawn on the report inputs' ``value_range``,
+    read the same way, when known, else each crop stretched by itself) and, when the object
     has ``heatmaps`` (the conditional relevance inside each crop), those to
     ``…/<channel>-<j>-heatmap.png``."""
     found: list[dict] = []
     used: set[str] = set()
-    for i, item in enumerate(concepts):
-        samples = _load_concepts(item, i)
-        missing = [a for a in _CONCEPT_ATTRIBUTES if not hasattr(samples, a)]
-        if missing:
-            raise TypeError(f"concepts[{i}] ({type(samples).__name__}) lacks {missing}: "
-                            "expected dk.concepts.reference_samples' result")
+    for samples in concepts:
         layer = str(samples.layer)
         slug = base = _slug(layer)
         if slug in used:

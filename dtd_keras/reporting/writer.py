@@ -22,7 +22,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,13 @@ import numpy as np
 
 from . import tables, thumbnails
 from .inputs import open_inputs
-from .sections import attachments, concept_sections, evaluation_sections
+from .sections import (
+    as_list,
+    attachments,
+    concept_sections,
+    evaluation_sections,
+    load_concepts,
+)
 
 __all__ = ["SHARD", "report"]
 
@@ -163,7 +170,7 @@ class _Means:
                     axis=0, dtype=np.float64)
 
     def write(self, out: Path, size: int, names: Sequence[str] | None,
-              value_range: Any) -> list[dict]:
+              value_range: Any, group: str) -> list[dict]:
         folder = out / "means"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -179,7 +186,7 @@ class _Means:
                 thumbnails.write_pngs(thumbnails.input_pixels(
                     self.inputs[key][None] / count, size, value_range), [picture])
             name = names[key] if names is not None and key < len(names) else str(key)
-            found.append({"class": key, "name": name, "count": count,
+            found.append({"class": key, "group": group, "name": name, "count": count,
                           "heatmap": heat.relative_to(out).as_posix(),
                           "input": None if picture is None else picture.relative_to(
                               out).as_posix()})
@@ -244,8 +251,8 @@ def _thumbnails(results: Any, inputs: Any, table: dict[str, np.ndarray], out: Pa
 
 # ------------------------------------------------------------------- report
 def report(results: Any, out: str | os.PathLike, *, data: Any = None,
-           evaluations: Iterable[Any] = (), concepts: Iterable[Any] = (),
-           page_size: int = 48, thumb_size: int = 64, class_names: Sequence[str] | None = None,
+           evaluations: Any = (), concepts: Any = (), page_size: int = 48,
+           thumb_size: int = 64, class_names: Sequence[str] | Mapping[int, str] | None = None,
            allow_partial: bool = False, overwrite: bool = False,
            progress: bool = True) -> Path:
     """Write a static HTML report of a results store to the folder ``out``; returns
@@ -260,15 +267,20 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
         were made from the same store, data and ``thumb_size``).
     data:
         The data the store explained (arrays, or the image folder), for input thumbnails
-        and per-class mean inputs; without it the gallery shows heatmaps only.
+        and per-class mean inputs; without it the data the store records (an image
+        folder, a memory-mapped ``.npy``) while it still fits, else heatmaps only (with a
+        warning when ``out`` is an earlier report that had input thumbnails).
     evaluations:
-        ``dk.evaluate`` results to show, after those stored with :func:`attach`.
+        ``dk.evaluate`` results to show, after those stored with :func:`attach`: one, or
+        a list.
     concepts:
-        ``dk.concepts.reference_samples`` results (or paths they were saved to).
+        ``dk.concepts.reference_samples`` results (or paths they were saved to): one, or
+        a list.
     page_size, thumb_size:
         Gallery items per page; thumbnail size in pixels (the longer side).
     class_names:
-        Names of the classes (default: their numbers).
+        Names of the classes (default: their numbers): one per class the store's model
+        outputs, or a dict ``{class: name}`` naming some of them.
     allow_partial:
         Report an unfinished store: its done samples only.
     overwrite:
@@ -276,6 +288,9 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
         every thumbnail again.
     progress:
         Show a progress bar over the thumbnail shards.
+
+    Everything given (``data``, ``concepts``, ``evaluations``, ``class_names``) is checked
+    before anything is written: an error leaves ``out`` as it was.
     """
     if not isinstance(page_size, int) or page_size < 1:
         raise ValueError(f"page_size must be a positive integer, got {page_size!r}")
@@ -284,20 +299,34 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
     opened = _open(results, allow_partial)
     out = Path(out)
     _check_out(out, opened.path, overwrite)
+    # everything given is checked (and concepts loaded) before anything is written
     inputs = open_inputs(data, opened)
-    evaluations, concepts = list(evaluations), list(concepts)
-    if overwrite:
-        _remove_ours(out)
-    out.mkdir(parents=True, exist_ok=True)
+    concepts = load_concepts(as_list(concepts, "concepts"))
+    stored = attachments(opened.path)
+    evaluation_list = evaluation_sections(stored, as_list(evaluations, "evaluations"))
     metadata = opened.metadata
     identity = metadata.get("identity") or {}
-
     row = tables.rows(opened)
     table = tables.columns(opened, row)
+    classes = (identity.get("analyzer") or {}).get("output_size") or opened.classes
+    if not classes and len(row):
+        classes = int(np.nanmax(table["neuron"])) + 1
+    names = _class_names(class_names, int(classes or 0))
+
+    previous = _manifest(out) or {}
+    if inputs is None and previous.get("inputs"):
+        warnings.warn(f"the earlier report in {out} has input thumbnails, but this one has "
+                      "none: no data= (--data) was given and the store records no data "
+                      "that still fits it, so they are removed; pass data= (--data) with "
+                      "the data the store explained to keep them", stacklevel=2)
+    if overwrite:
+        _remove_ours(out)
+        previous = {}
+    out.mkdir(parents=True, exist_ok=True)
+
     shards = np.unique(row // SHARD)
     states = _shard_states(opened, shards)
     value_range = None
-    previous = _manifest(out) or {}
     if inputs is not None:
         value_range = (previous.get("value_range") if previous.get("inputs")
                        == inputs.signature else None)
@@ -314,10 +343,12 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
     kept = previous.get("shards", {})
     todo = {int(s) for s, state in states.items() if kept.get(s) != state}
     means_state = _hash(states)
-    redo_means = (previous.get("means_state") != means_state or previous.get("class_names")
-                  != (None if class_names is None else list(class_names)))
+    group = "label" if "label" in table else "neuron"
+    redo_means = (previous.get("means_state") != means_state
+                  or previous.get("class_names") != names
+                  or any(m.get("group") != group for m in previous.get("class_means", [])))
     manifest = {**base, "store": str(opened.path.resolve()), "shards": dict(kept),
-                "class_names": None if class_names is None else list(class_names)}
+                "class_names": names}
     for shard in todo:
         manifest["shards"].pop(str(shard), None)
     manifest.pop("means_state", None)
@@ -334,16 +365,12 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
     means = _Means() if redo_means else None
     _thumbnails(opened, inputs, table, out, thumb_size, todo, means, value_range, progress,
                 on_shard)
-    class_means = (means.write(out, 2 * thumb_size, class_names, value_range) if means
+    class_means = (means.write(out, 2 * thumb_size, names, value_range, group) if means
                    else previous.get("class_means", []))
     manifest.update(means_state=means_state, class_means=class_means)
 
     shutil.rmtree(out / "concepts", ignore_errors=True)
     concept_list = concept_sections(concepts, out, thumb_size, value_range)
-    stored = attachments(opened.path)
-    classes = (identity.get("analyzer") or {}).get("output_size") or opened.classes
-    if not classes and len(row):
-        classes = int(np.nanmax(table["neuron"])) + 1
     heat_shape = thumbnails.fit_size(thumbnails.to_maps(np.zeros(
         (1, *opened.layout.inputs[0]), np.float32)).shape[1:], thumb_size)
     info = {
@@ -357,12 +384,11 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
         "count": int(len(row)),
         "page_size": page_size,
         "thumbs": {"shard": SHARD, "size": list(heat_shape), "input": inputs is not None},
-        "classes": {"count": int(classes or 0),
-                    "names": None if class_names is None else [str(n) for n in class_names]},
+        "classes": {"count": int(classes or 0), "names": names},
         "fields": tables.fields("label" in table),
         "class_means": class_means,
         "histograms": tables.histograms(table),
-        "evaluations": evaluation_sections(stored, evaluations),
+        "evaluations": evaluation_list,
         "concepts": concept_list,
     }
     tables.write_js(out / "data" / "items.js", "DTD_ITEMS", table=table)
@@ -370,6 +396,31 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
     _copy_assets(out)
     _save(out, manifest)
     return out / "index.html"
+
+
+def _class_names(given: Any, classes: int) -> list[str] | None:
+    """``class_names`` as one name per class: a sequence of exactly ``classes`` names, or
+    a mapping ``{class: name}`` naming some of them (the others keep their numbers)."""
+    if given is None:
+        return None
+    if isinstance(given, Mapping):
+        found = [str(c) for c in range(classes)]
+        for key, name in given.items():
+            if (isinstance(key, bool) or not isinstance(key, (int, np.integer))
+                    or not 0 <= key < classes):
+                raise ValueError(f"class_names: key {key!r} is not a class number from 0 to "
+                                 f"{classes - 1} (the store explains {classes} classes)")
+            found[int(key)] = str(name)
+        return found
+    if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
+        raise TypeError(f"class_names must be a list of names (one per class) or a dict "
+                        f"{{class: name}}, got {type(given).__name__}")
+    found = [str(name) for name in given]
+    if classes and len(found) != classes:
+        raise ValueError(f"class_names: {len(found)} names for the {classes} classes the "
+                         f"store explains; give one name per class, or a dict {{class: "
+                         "name}} to name some of them")
+    return found
 
 
 def _save(out: Path, manifest: dict) -> None:
