@@ -27,10 +27,16 @@ and writes, in the spirit of Figure 2 of the supplement:
 ``model.keras`` / ``digits.npy``
     the trained model and the digits shown, to try the command line on:
     ``dtd-keras explain demo_out/model.keras demo_out/digits.npy --out explained``.
+``heldout.npy``
+    the explained held-out digits (all 450, or 60 with ``--quick``), the data of
+    ``explained.zarr``.
 ``explained.zarr/`` / ``report/``
     the DTD zᴮ explanations of the explained digits as a results store
-    (``dk.analyze_dataset``, with a pixel-flipping result attached) and the HTML report
-    of it (``dk.report``): open ``demo_out/report/index.html`` in a browser.
+    (``dk.analyze_dataset`` reading ``heldout.npy`` memory-mapped, so the store records
+    where its data is; with a pixel-flipping result attached) and the HTML report of it
+    (``dk.report``): open ``demo_out/report/index.html`` in a browser. ``dtd-keras report
+    demo_out/explained.zarr --out demo_out/report`` writes it again, input thumbnails
+    included (found through the store; ``--data demo_out/heldout.npy`` says it).
 
 DTD w² and zᴮ come out conservative and positive (Definitions 1-2 of the supplement, to
 float rounding); DTD z⁺ is positive but loses about 1% of the relevance at the input,
@@ -87,7 +93,7 @@ QUICK_EPOCHS = 2
 MODEL_NAME = "digits_cnn"
 
 FILES = {"figure": "demo.png", "json": "results.json", "markdown": "results.md",
-         "model": "model.keras", "digits": "digits.npy"}
+         "model": "model.keras", "digits": "digits.npy", "heldout": "heldout.npy"}
 """The files the demo writes into its folder."""
 FOLDERS = {"store": "explained.zarr", "report": "report"}
 """The folders the demo writes there (a results store and its HTML report)."""
@@ -279,8 +285,9 @@ def _figure(x_rows: np.ndarray, labels: list[str], maps: dict[str, np.ndarray],
 def run_demo(out_dir: str | os.PathLike[str], epochs: int | None = None, seed: int = 0,
              quick: bool = False, verbose: bool = True, overwrite: bool = False) -> dict:
     """Train, explain, and write ``demo.png``, ``results.json``, ``results.md``,
-    ``model.keras``, ``digits.npy``, the results store ``explained.zarr`` and its HTML
-    report ``report/`` to ``out_dir``.
+    ``model.keras``, ``digits.npy``, ``heldout.npy`` (the explained digits), the results
+    store ``explained.zarr`` of their DTD zᴮ explanations and its HTML report ``report/``
+    to ``out_dir``.
 
     ``out_dir`` must be a new or empty folder; with ``overwrite=True`` it may hold an
     earlier demo's outputs, which are replaced (other files stay; see :func:`check_out`,
@@ -366,23 +373,27 @@ def run_demo(out_dir: str | os.PathLike[str], epochs: int | None = None, seed: i
     paths["markdown"].write_text(_markdown(results), encoding="utf-8")
     model.save(paths["model"])
     np.save(paths["digits"], x_explain[row_index])
+    np.save(paths["heldout"], x_explain)
     say("writing the HTML report of the DTD zᴮ explanations ...")
-    paths["report"] = _report(model, x_explain, y_explain, out, overwrite)
+    paths["report"] = _report(model, paths["heldout"], y_explain, out, overwrite)
     runtime = time.perf_counter() - start
     say(f"wrote {', '.join(str(p) for p in paths.values())} in {runtime:.1f} s")
     return {**results, "paths": {k: str(v) for k, v in paths.items()}, "runtime_s": runtime}
 
 
-def _report(model, x: np.ndarray, y: np.ndarray, out: Path, overwrite: bool) -> Path:
-    """The DTD zᴮ explanations of ``x`` as a results store with a pixel-flipping result
-    attached, and its HTML report; returns the report's index.html."""
+def _report(model, heldout: Path, y: np.ndarray, out: Path, overwrite: bool) -> Path:
+    """The DTD zᴮ explanations of the digits saved in ``heldout`` as a results store with
+    a pixel-flipping result attached, and its HTML report; returns the report's
+    index.html. The store reads them memory-mapped, so it records their file (its
+    ``data_paths``) and ``dtd-keras report`` finds the inputs again without ``--data``."""
     import dtd_keras as dk
 
     store = out / FOLDERS["store"]
+    x = np.load(heldout, mmap_mode="r")
     analyzer = _analyzer(next(m for m in METHODS if m.key == "dtd_zbox"), model)
     results = dk.analyze_dataset(analyzer, (x, y), store, batch_size=len(x), progress=False,
                                  overwrite=overwrite)
-    flipping = dk.evaluate.pixel_flipping(model, x, np.asarray(results.relevance),
+    flipping = dk.evaluate.pixel_flipping(model, np.asarray(x), np.asarray(results.relevance),
                                           neuron=results.neuron, steps=16)
     dk.reporting.attach(store, flipping)
     return dk.report(results, out / FOLDERS["report"], data=(x, y), thumb_size=64,

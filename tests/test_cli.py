@@ -443,7 +443,7 @@ def _demo_outputs(folder: Path) -> None:
     (folder / "results.json").write_text(json.dumps({
         "model": "digits_cnn", "seed": 0, "test_accuracy": 0.9, "n_explained": 60,
         "methods": []}))
-    for name in ("results.md", "demo.png", "model.keras", "digits.npy"):
+    for name in ("results.md", "demo.png", "model.keras", "digits.npy", "heldout.npy"):
         (folder / name).write_text("an earlier demo's")
 
 
@@ -479,6 +479,11 @@ def test_demo_never_replaces_files_it_did_not_write(monkeypatch, tmp_path, capsy
     # the Python API refuses the same, before any training
     with pytest.raises(ValueError, match="pass overwrite=True"):
         dtd_keras.demo.check_out(mine)
+    data = tmp_path / "data"  # the user's heldout.npy (the demo's store's data)
+    data.mkdir()
+    (data / "heldout.npy").write_text("the user's data")
+    with pytest.raises(ValueError, match="holds heldout.npy, which the demo did not write"):
+        dtd_keras.demo.check_out(data, overwrite=True)
     assert calls == []
 
     # a new folder; an earlier demo's folder with --overwrite (the user's other files stay);
@@ -534,7 +539,7 @@ def test_demo_overwrites_its_own_outputs(tmp_path):
     (out / "model.keras").unlink()
     check_out(out, overwrite=True)
     (out / "results.json").write_text("{}")  # not the demo's results.json any more
-    with pytest.raises(ValueError, match="results.md, digits.npy, which the demo did not"):
+    with pytest.raises(ValueError, match="results.md, digits.npy, heldout.npy, which the demo did not"):
         check_out(out, overwrite=True)
 
 

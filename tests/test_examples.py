@@ -118,14 +118,31 @@ def test_export_and_serve(tmp_path):
 
 
 def test_demo_quick(tmp_path):
+    import warnings
+
+    from dtd_keras.cli import main as cli_main
     from dtd_keras.demo import METHODS, run_demo
 
     result = run_demo(tmp_path / "demo", quick=True, verbose=False)
-    for name in ("demo.png", "results.json", "results.md", "model.keras", "digits.npy"):
+    for name in ("demo.png", "results.json", "results.md", "model.keras", "digits.npy",
+                 "heldout.npy"):
         assert (tmp_path / "demo" / name).is_file(), name
     # the HTML report of the 60 DTD zB explanations (tests/test_report_browser.py opens one)
     assert result["paths"]["report"] == str(tmp_path / "demo" / "report" / "index.html")
     assert '"count": 60,' in (tmp_path / "demo" / "report" / "data" / "report.js").read_text()
+    # heldout.npy is the store's data: the report is written again with its input thumbnails
+    # (found through the store, without --data), none drawn again and no warning
+    assert np.load(tmp_path / "demo" / "heldout.npy").shape == (60, 8, 8, 1)
+    kept = sorted((p.name, p.stat().st_mtime_ns)
+                  for p in (tmp_path / "demo" / "report" / "thumbs").rglob("*.png"))
+    assert len(kept) == 120
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cli_main(["report", str(tmp_path / "demo" / "explained.zarr"), "--out",
+                         str(tmp_path / "demo" / "report"), "-q"]) == 0
+    assert kept == sorted((p.name, p.stat().st_mtime_ns)
+                          for p in (tmp_path / "demo" / "report" / "thumbs").rglob("*.png"))
+    assert '"input": true' in (tmp_path / "demo" / "report" / "data" / "report.js").read_text()
     saved = json.loads((tmp_path / "demo" / "results.json").read_text(encoding="utf-8"))
     assert saved == {k: v for k, v in result.items() if k not in ("paths", "runtime_s")}
     assert 0.0 <= saved["test_accuracy"] <= 1.0 and saved["quick"] is True
