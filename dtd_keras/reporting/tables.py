@@ -1,5 +1,6 @@
 """The report's tables: which rows the gallery shows, its columns (``DTD_ITEMS``), the
-field list, histograms of the section-3 properties, and writing them as ``window.X = …;``.
+field list, histograms of the section-3 properties, and writing them as ``window.X = …;``;
+also the checked ``class_names`` and the analyzer's one-line description.
 
 A row is one explanation: sample ``i`` (row ``i``), or with ``neuron="all"`` sample ``i``
 and class ``k`` (row ``i·K + k``). Row numbers are stable: the rows of samples not done in
@@ -11,12 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["NUMBER_FIELDS", "columns", "fields", "histograms", "rows", "write_js"]
+__all__ = ["NUMBER_FIELDS", "class_names", "columns", "describe_analyzer", "fields",
+           "histograms", "rows", "write_js"]
 
 NUMBER_FIELDS = (
     ("logit", "explained logit"),
@@ -138,3 +141,40 @@ def write_js(path: Path, name: str, value: dict | None = None,
     else:
         body = json.dumps(clean(value), indent=1, allow_nan=False, ensure_ascii=False)
     _replace(path, f"window.{name} = {body};\n")
+
+
+def class_names(given: Any, classes: int) -> list[str] | None:
+    """``class_names`` as one name per class: a sequence of exactly ``classes`` names, or
+    a mapping ``{class: name}`` naming some of them (the others keep their numbers)."""
+    if given is None:
+        return None
+    if isinstance(given, Mapping):
+        found = [str(c) for c in range(classes)]
+        for key, name in given.items():
+            if (isinstance(key, bool) or not isinstance(key, (int, np.integer))
+                    or not 0 <= key < classes):
+                raise ValueError(f"class_names: key {key!r} is not a class number from 0 to "
+                                 f"{classes - 1} (the store explains {classes} classes)")
+            found[int(key)] = str(name)
+        return found
+    if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
+        raise TypeError(f"class_names must be a list of names (one per class) or a dict "
+                        f"{{class: name}}, got {type(given).__name__}")
+    found = [str(name) for name in given]
+    if classes and len(found) != classes:
+        raise ValueError(f"class_names: {len(found)} names for the {classes} classes the "
+                         "store explains; give one name per class, or a dict {class: name} to "
+                         "name some of them")
+    return found
+
+
+def describe_analyzer(identity: dict) -> str:
+    """A short description of the analyzer from a store identity ("" if unknown)."""
+    analyzer = identity.get("analyzer") or {}
+    kind = str(analyzer.get("type") or "").rsplit(".", 1)[-1]
+    if not kind:
+        return ""
+    domains = analyzer.get("input_domains") or []
+    neuron = (identity.get("arguments") or {}).get("neuron")
+    text = f"{kind}({', '.join(map(str, domains))})"
+    return f"{text}, neuron={neuron}" if neuron is not None else text

@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -311,7 +311,7 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
     classes = (identity.get("analyzer") or {}).get("output_size") or opened.classes
     if not classes and len(row):
         classes = int(np.nanmax(table["neuron"])) + 1
-    names = _class_names(class_names, int(classes or 0))
+    names = tables.class_names(class_names, int(classes or 0))
 
     previous = _manifest(out) or {}
     if inputs is None and previous.get("inputs"):
@@ -379,7 +379,7 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
         "created": datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%dT%H:%M:%SZ"),
         "store": str(opened.path.resolve()),
-        "analyzer": _describe_analyzer(identity),
+        "analyzer": tables.describe_analyzer(identity),
         "model": str((identity.get("model") or {}).get("name") or ""),
         "count": int(len(row)),
         "page_size": page_size,
@@ -398,44 +398,8 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
     return out / "index.html"
 
 
-def _class_names(given: Any, classes: int) -> list[str] | None:
-    """``class_names`` as one name per class: a sequence of exactly ``classes`` names, or
-    a mapping ``{class: name}`` naming some of them (the others keep their numbers)."""
-    if given is None:
-        return None
-    if isinstance(given, Mapping):
-        found = [str(c) for c in range(classes)]
-        for key, name in given.items():
-            if (isinstance(key, bool) or not isinstance(key, (int, np.integer))
-                    or not 0 <= key < classes):
-                raise ValueError(f"class_names: key {key!r} is not a class number from 0 to "
-                                 f"{classes - 1} (the store explains {classes} classes)")
-            found[int(key)] = str(name)
-        return found
-    if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
-        raise TypeError(f"class_names must be a list of names (one per class) or a dict "
-                        f"{{class: name}}, got {type(given).__name__}")
-    found = [str(name) for name in given]
-    if classes and len(found) != classes:
-        raise ValueError(f"class_names: {len(found)} names for the {classes} classes the "
-                         f"store explains; give one name per class, or a dict {{class: "
-                         "name}} to name some of them")
-    return found
-
-
 def _save(out: Path, manifest: dict) -> None:
     path = out / "data" / "manifest.json"
     temporary = path.with_name(f".manifest.{os.getpid()}.partial")
     temporary.write_text(json.dumps(tables.clean(manifest), indent=1), encoding="utf-8")
     os.replace(temporary, path)
-
-
-def _describe_analyzer(identity: dict) -> str:
-    analyzer = identity.get("analyzer") or {}
-    kind = str(analyzer.get("type") or "").rsplit(".", 1)[-1]
-    if not kind:
-        return ""
-    domains = analyzer.get("input_domains") or []
-    neuron = (identity.get("arguments") or {}).get("neuron")
-    text = f"{kind}({', '.join(map(str, domains))})"
-    return f"{text}, neuron={neuron}" if neuron is not None else text
