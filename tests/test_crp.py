@@ -178,7 +178,8 @@ def test_concept_relevance_equals_the_reference_and_adds_up(crp):
     assert np.all(np.diff(concepts.top()[1], axis=1) <= 0)
     assert e.concept_relevance("conv1").values.shape == (2, 3)
     assert concepts.values.dtype == np.float32  # as the layer relevance
-    with pytest.raises(ValueError, match=r"names 'conv_1', .*did you mean 'conv1'"):
+    with pytest.raises(ValueError, match=r"no relevance at layer 'conv_1' \(it holds "
+                                         r"\['conv2', 'conv1'\]; did you mean 'conv1'"):
         e.concept_relevance("conv_1")
 
 

@@ -13,13 +13,13 @@ layout (``channels_first``) and whether the result has a K axis.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .conditions import channel_axis, merged_channels
-from .layer_relevance import unknown_layers
 
 __all__ = ["ConceptRelevance", "concept_relevance", "with_concept_axes"]
 
@@ -56,15 +56,14 @@ def concept_relevance(explanation: Any, layer: str) -> ConceptRelevance:
     positions and channels into one axis (a Flatten or Reshape output: no channels)."""
     found = explanation.layer_relevance
     if not isinstance(layer, str) or layer not in found:
-        if found and isinstance(layer, str):
-            near = unknown_layers("concept_relevance(layer)", [layer], list(found),
-                                  "this explanation holds relevance at",
-                                  "explanation.layer_relevance")
-            raise ValueError(f"{near}; to explain another layer, pass layers=[{layer!r}] "
-                             f"to explain(), as in analyzer.explain(x, layers=[{layer!r}])")
-        raise ValueError(f"this explanation has no relevance at layer {layer!r} (it holds "
-                         f"no layer's relevance): pass layers=[{layer!r}] to explain(), as "
-                         f"in analyzer.explain(x, layers=[{layer!r}])")
+        held = f"it holds {list(found)}" if found else "it holds no layer's relevance"
+        near = difflib.get_close_matches(layer, list(found), n=3) if isinstance(
+            layer, str) else []
+        if near:
+            held += f"; did you mean {' or '.join(map(repr, near))}?"
+        raise ValueError(f"this explanation has no relevance at layer {layer!r} ({held}): "
+                         f"to explain it, pass layers=[{layer!r}] to explain(), as in "
+                         f"analyzer.explain(x, layers=[{layer!r}])")
     relevance = np.asarray(found[layer])
     kept = explanation.concept_axes.get(layer)
     if kept == ():  # with_concept_axes: positions and channels merged into one axis
