@@ -129,11 +129,56 @@ def test_a_killed_run_resumes_to_the_same_result(analyzer, data, relmax, tmp_pat
     commits.clear()
     again = search(analyzer, (x, y), out, neuron="label", channels=[1], k=2)
     assert commits == [] and again.indices.shape == (1, 2)  # other channels: no rescoring
+    # another batch size (chunk_size defaulted: the store's chunks are kept) reuses it too
+    again = search(analyzer, (x, y), out, neuron="label", batch_size=16, chunk_size=None)
+    assert commits == [] and np.array_equal(again.indices, relmax.indices)
+    with pytest.raises(FileExistsError, match=r"holds a store of scores \(reference_samples' "
+                                              r"stage 1\); this run writes the relevance "
+                                              r"maps.*never replaces another kind of store, "
+                                              r"also not with overwrite=True"):
+        dk.analyze_dataset(analyzer, x, out, overwrite=True, progress=False)
+    assert sorted(store_module.Store(out).done()) == [0, 1, 2, 3, 4]  # untouched
     with pytest.raises(ValueError, match=r"arguments\.reference_samples\.method: stored "
                                          r"'relevance', now 'activation'"):
         search(analyzer, (x, y), out, neuron="label", method="activation")
     with pytest.raises(ValueError, match=r"arguments\.neuron: stored 'label', now null"):
         search(analyzer, (x, y), out)
+
+
+def test_an_analyze_dataset_store_is_never_replaced_by_scores(analyzer, data, tmp_path):
+    x, y = data
+    out = tmp_path / "explained.zarr"
+    dk.analyze_dataset(analyzer, x[:4], out, progress=False)
+    (out / "attachments").mkdir()
+    before = sorted(p.name for p in out.iterdir())
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="holds the relevance maps and properties of "
+                                                  "analyze_dataset; this run writes a store "
+                                                  "of scores") as refused:
+            search(analyzer, (x, y), out, overwrite=overwrite)
+        assert "pass overwrite=True" not in str(refused.value)
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert dk.load_results(out).relevance.shape == (4, 8, 8, 1)
+
+
+def test_ctrl_c_says_what_is_committed_and_how_to_resume(analyzer, data, tmp_path,
+                                                         monkeypatch):
+    from dtd_keras.concepts.scores import Scorer
+
+    calls, original = [], Scorer._batch
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == 3:  # while scoring chunk 2 (a chunk is one batch of 8)
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(Scorer, "_batch", interrupted)
+    out = tmp_path / "scores"
+    with pytest.raises(KeyboardInterrupt, match=f"^16 of {N} samples committed in {out}; "
+                                                "run the same call again to resume$"):
+        search(analyzer, data, out)
+    assert sorted(store_module.Store(out).done()) == [0, 1]
 
 
 def test_save_and_load_round_trip(relmax, tmp_path):
@@ -155,7 +200,8 @@ def test_bad_arguments_are_named(model, analyzer, data, tmp_path):
     x, y = data
     out = tmp_path / "never"
     cases = [
-        ({"layer": "conv9"}, r"layers=\['conv9'\] name no layer.*'conv1', 'conv2'"),
+        ({"layer": "conv9"}, r"reference_samples' layer names 'conv9', which is no layer.*"
+                             r"did you mean 'conv2' or 'conv1'.*known layers are \['conv1', "),
         ({"channels": [0, 6]}, r"channels \[0, 6\]: layer 'conv2' \(Conv2D\) has 6 channels"),
         ({"k": 0}, "k must be a positive int"),
         ({"k": N + 1}, f"k={N + 1} reference samples asked for, but the data holds {N}"),

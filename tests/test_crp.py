@@ -93,7 +93,8 @@ def test_subsets_chunks_neuron_and_one_trace_per_layer_and_count(crp):
 
 @pytest.mark.parametrize("condition, error, message", [
     ({"conv2": [0], "conv1": [0]}, ValueError, "exactly one layer"),
-    ({"nope": [0]}, ValueError, "name no layer"),
+    ({"nope": [0]}, ValueError, r"condition= names 'nope', which is no layer.*known layers"),
+    ({"conv_2": [0]}, ValueError, r"condition= names 'conv_2'.*did you mean 'conv2'"),
     ({"conv2": [4]}, ValueError, "has 4 channels"),
     ({"conv2": [-1]}, ValueError, "has 4 channels"),
     ({"conv2": []}, ValueError, "has 4 channels"),
@@ -108,6 +109,47 @@ def test_bad_conditions(crp, condition, error, message):
         return
     with pytest.raises(error, match=message):
         analyzers["dtd"].explain(x, condition=condition)
+
+
+def test_repeated_channels_and_other_output_units(crp):
+    """A repeated channel is computed once per listing; conditioning on an output unit
+    other than the explained neuron leaves nothing to explain (all zero)."""
+    _, analyzers, x = crp
+    twice = analyzers["dtd"].explain(x, condition={"conv2": [1, 1]}).relevance
+    np.testing.assert_array_equal(twice[:, 0], twice[:, 1])
+    e = analyzers["dtd"].explain(x, neuron=0, condition={"out": [0, 2]})
+    assert np.any(e.relevance[:, 0]) and not np.any(e.relevance[:, 1])
+
+
+def test_merged_positions_and_channels_are_refused():
+    """A Flatten/Reshape (layer or keras.ops) output merging positions and channels has
+    no channels: condition=, concept_relevance and reference_samples refuse it and name
+    the layer before it; a Dense output and a Reshape keeping the channel axis are fine."""
+    inputs = keras.Input((3, 3, 1))
+    conv = L.Conv2D(2, 2, activation="relu", name="conv")(inputs)  # (2, 2, 2)
+    flat = L.Flatten(name="flat")(conv)
+    ops_flat = keras.ops.reshape(conv, (-1, 8))
+    rows = L.Reshape((4, 2), name="rows")(conv)  # keeps the 2 channels
+    merged = L.Add()([flat, ops_flat, L.Flatten(name="flat_rows")(rows)])
+    model = keras.Model(inputs, L.Dense(2, name="out")(L.Dense(3, name="dense")(merged)))
+    analyzer = dk.LRP(model, rule=dk.rules.Epsilon(0.1))
+    x = np.ones((1, 3, 3, 1), np.float32)
+    reshape = next(n for n in analyzer.layer_names if n not in (
+        "conv", "flat", "rows", "flat_rows", "add", "dense", "out"))
+    for name in ("flat", reshape, "flat_rows"):
+        with pytest.raises(ValueError, match=r"condition= cannot condition on the channels .*"
+                                             r"merges the positions and channels.*Use the "
+                                             r"layer before it \('(conv|rows)'"):
+            analyzer.explain(x, condition={name: [3 % 2]})
+    for name in ("dense", "rows"):
+        assert analyzer.explain(x, condition={name: [1]}).relevance.shape == (1, 1, 3, 3, 1)
+    e = analyzer.explain(x, layers=["flat", "dense"])
+    with pytest.raises(ValueError, match="merges positions and channels.*Dense layer after"):
+        e.concept_relevance("flat")
+    assert e.concept_relevance("dense").values.shape == (1, 3)
+    with pytest.raises(ValueError, match="reference samples need the channels of layer "
+                                         "'flat' \\(Flatten\\): it merges"):
+        dk.concepts.reference_samples(analyzer, x, "flat", 0, out="never-written")
 
 
 def test_refused_with_several_neurons_per_sample(crp):
@@ -135,6 +177,10 @@ def test_concept_relevance_equals_the_reference_and_adds_up(crp):
     np.testing.assert_array_equal(values, np.take_along_axis(concepts.values, channels, 1))
     assert np.all(np.diff(concepts.top()[1], axis=1) <= 0)
     assert e.concept_relevance("conv1").values.shape == (2, 3)
+    assert concepts.values.dtype == np.float32  # as the layer relevance
+    with pytest.raises(ValueError, match=r"no relevance at layer 'conv_1' \(it holds "
+                                         r"\['conv2', 'conv1'\]; did you mean 'conv1'"):
+        e.concept_relevance("conv_1")
 
 
 def test_concept_relevance_with_a_k_axis(crp):

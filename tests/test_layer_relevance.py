@@ -12,6 +12,7 @@ import tensorflow as tf
 from reference import reference_relevance
 
 import dtd_keras as dk
+from dtd_keras.engine.layer_relevance import unknown_layers
 
 L = keras.layers
 
@@ -149,8 +150,15 @@ def test_empty_batch_gives_empty_layer_maps(nets):
 
 def test_bad_layer_names(nets):
     model, analyzer, x, names = nets["mlp"]
-    with pytest.raises(ValueError, match=r"\['nope'\].*known layers are \['h1', 'h2', 'out'\]"):
+    with pytest.raises(ValueError, match=r"layers= names 'nope', which is no layer.*known "
+                                         r"layers are \['h1', 'h2', 'out'\]"):
         analyzer.explain(x, layers=["h1", "nope"])
+    with pytest.raises(ValueError, match=r"names 'h_2', .*did you mean 'h2'"):
+        analyzer.explain(x, layers="h_2")
+    many = [f"block_{i}_add" for i in range(30)]  # a large model: no list, a pointer
+    text = unknown_layers("condition=", ["block_5_ad"], many)
+    assert "did you mean 'block_5_add'" in text and "block_29_add" not in text
+    assert text.endswith("(see analyzer.layer_names for all 30 of them)")
     with pytest.raises(TypeError, match="layers must be a layer name or a list"):
         analyzer.explain(x, layers=[1])
     with pytest.raises(ValueError, match="Gradient computes no relevance at hidden layers"):

@@ -130,6 +130,9 @@ def write_fixture_report(out: Path, count: int = 60, classes: int = 3, page_size
         write_png(rng.integers(0, 256, (size, size), dtype=np.uint8), out / f"means/{c}-input.png")
         means.append({"class": c, "name": str(c), "count": int((label == c).sum()),
                       "heatmap": f"means/{c}-heatmap.png", "input": f"means/{c}-input.png"})
+    # a mean over the explained neuron (what a store without labels gets), no input picture
+    means.append({"class": 6, "name": "6", "count": 20, "group": "neuron",
+                  "heatmap": "means/0-heatmap.png", "input": None})
     channels = []
     for ch in (1, 4):
         samples = []
@@ -153,8 +156,16 @@ def write_fixture_report(out: Path, count: int = 60, classes: int = 3, page_size
                     "kind": "number"},
                    {"key": "negative_fraction", "label": "negative fraction", "kind": "number"}],
         "class_means": means,
-        "histograms": [{"key": "relative_error", "label": "conservation error (relative)",
-                        "edges": edges.tolist(), "counts": counts.tolist()}],
+        "histograms": [
+            {"key": "relative_error", "label": "conservation error (relative)",
+             "edges": edges.tolist(), "counts": counts.tolist()},
+            # nearly constant: a range of 8e-6 around 0.0357 (3 digits would repeat "0.0357")
+            {"key": "logit", "label": "explained logit",
+             "edges": np.linspace(0.0357, 0.035708, 11).tolist(), "counts": [3] * 10},
+            # constant (all 0): the writer's bins over value ± 0.5
+            {"key": "negative_fraction", "label": "negative fraction",
+             "edges": np.linspace(-0.5, 0.5, 31).tolist(),
+             "counts": [0] * 15 + [count] + [0] * 14}],
         "evaluations": [
             {"kind": "PixelFlipping", "title": "Pixel flipping (AOPC)",
              "x_label": "patches removed", "y_label": "logit",
@@ -164,7 +175,16 @@ def write_fixture_report(out: Path, count: int = 60, classes: int = 3, page_size
             {"kind": "Randomization", "title": "Randomization cascade", "x_label": "layers",
              "y_label": "Spearman", "numbers": {},
              "series": [{"label": "Spearman", "x": ["dense_1", "conv2", "conv1"],
-                         "y": [0.9, 0.4, 0.1]}]}],
+                         "y": [0.9, 0.4, 0.1]}]},
+            # nearly constant curves: float noise around 0.0357, and a narrow range near -0.995
+            {"kind": "PixelFlipping", "title": "Pixel flipping, flat", "x_label": "patches removed",
+             "y_label": "explained logit (mean)", "numbers": {"AOPC": -1.8e-11},
+             "series": [{"label": "most relevant first", "x": list(range(8)),
+                         "y": (0.0357 + 1e-9 * rng.standard_normal(8)).tolist()}]},
+            {"kind": "Curve", "title": "Narrow range", "x_label": "step",
+             "y_label": "conservation error (relative)", "numbers": {},
+             "series": [{"label": "error", "x": list(range(6)),
+                         "y": [-0.9962, -0.9955, -0.9950, -0.9947, -0.9941, -0.9938]}]}],
         "concepts": [{"layer": "conv2", "method": "relevance", "channels": channels}],
     }
     (out / "data").mkdir()
@@ -211,6 +231,40 @@ def _check_clean(page: Page) -> None:
     assert outside == [], f"requests outside the report folder: {outside}"
 
 
+_TICKS = """svg => {
+  const texts = sel => [...svg.querySelectorAll(sel)];
+  const box = e => { const r = e.getBoundingClientRect();
+                     return {l: r.left, r: r.right, t: r.top, b: r.bottom, text: e.textContent}; };
+  const figure = svg.closest("figure");
+  return {key: figure.querySelector("h3").textContent, svg: box(svg),
+          x: texts("text.tick.x").map(box), y: texts("text.tick.y").map(box),
+          titles: texts("text.label").map(box),
+          note: [...figure.querySelectorAll(".axis-note")].map(e => e.textContent).join(" ")};
+}"""
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["l"] < b["r"] and b["l"] < a["r"] and a["t"] < b["b"] and b["t"] < a["b"]
+
+
+def _check_charts(p) -> dict:
+    """Every chart: its tick labels differ, lie inside the chart and overlap neither each
+    other nor the axis titles. Returns each chart's ticks and note by key."""
+    charts = {}
+    for handle in p.query_selector_all("#histograms svg, #evaluations svg"):
+        chart = handle.evaluate(_TICKS)
+        for axis in ("x", "y"):
+            labels = [t["text"] for t in chart[axis]]
+            assert len(set(labels)) == len(labels) >= 1, (chart["key"], axis, labels)
+        ticks = chart["x"] + chart["y"]
+        for k, a in enumerate(ticks):
+            assert chart["svg"]["l"] <= a["l"] and a["r"] <= chart["svg"]["r"], (chart["key"], a)
+            others = ticks[k + 1:] + chart["titles"]
+            assert not any(_overlap(a, b) for b in others), (chart["key"], a)
+        charts[chart["key"]] = chart
+    return charts
+
+
 def test_report_sections_render(browser, fixture_report):
     """Every section of a report with all of them: means, histogram bars, curves, concepts,
     and a range filter on the conservation error."""
@@ -220,10 +274,30 @@ def test_report_sections_render(browser, fixture_report):
         p = page.page
         report = data["report"]
         assert p.locator("#class-means .mean").count() == len(report["class_means"])
-        assert p.locator("#histograms .histogram").count() == 1
-        assert p.locator("#histograms .histogram rect.bar").count() == 10
-        assert p.locator("#evaluations .evaluation").count() == 2
-        assert p.locator("#evaluations .evaluation path.line").count() == 3
+        titles = p.eval_on_selector_all("#class-means .mean b",
+                                        "els => els.map(e => e.textContent)")
+        assert titles == ["class 0", "class 1", "class 2", "neuron 6"]
+        assert "neuron" in p.inner_text("#class-means-title")
+        assert p.locator("#histograms .histogram").count() == 3
+        assert p.locator("#histograms .histogram rect.bar").count() == 10 + 10 + 30
+        assert p.locator("#evaluations .evaluation").count() == 4
+        assert p.locator("#evaluations .evaluation path.line").count() == 5
+        charts = _check_charts(p)
+        # a tiny range with more digits; a constant or nearly constant one: one tick and a note
+        narrow = [t["text"] for t in charts["explained logit"]["x"]]
+        assert len(narrow) >= 2 and all(t.startswith("0.0357") for t in narrow), narrow
+        assert [t["text"] for t in charts["negative fraction"]["x"]] == ["0"]
+        assert "constant: all 60 values are 0" in charts["negative fraction"]["note"]
+        flat = charts["Pixel flipping, flat"]
+        assert [t["text"] for t in flat["y"]] == ["0.0357"]
+        assert "nearly constant" in flat["note"]
+        assert len(charts["Narrow range"]["y"]) >= 3
+        assert charts["Narrow range"]["note"] == ""
+        # the cards' numbers: short names (full name in the tooltip), none cut off at 1280 px
+        cards = p.eval_on_selector_all("#gallery .item:first-child dt", "els => els.map(e => "
+                                       "[e.textContent, e.title, e.scrollWidth <= e.clientWidth])")
+        assert ["cons. error", "conservation error (relative)", True] in cards
+        assert all(fits for _, _, fits in cards), cards
         assert p.locator("#concepts .concept").count() == 2
         assert p.locator("#concepts .concept img").count() == 6
         errors = np.array([np.nan if v is None else v for v in data["items"]["relative_error"]])

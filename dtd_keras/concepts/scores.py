@@ -4,7 +4,10 @@ The scores go into a results store of :mod:`dtd_keras.datasets` whose per-sample
 is the ``[channels]`` score vector ``scores`` (instead of relevance maps and properties),
 written by the same chunk loop, commit protocol, resume checks and progress bar as
 :func:`~dtd_keras.analyze_dataset`: a killed run loses at most the chunks in flight, a
-rerun resumes, and a store of another model, analyzer, data or arguments is refused.
+rerun resumes, and a store of another model, analyzer, data or arguments (``layer``,
+``method``, ``reduce``, ``normalize``, ``neuron``, ``chunk_size``) is refused.
+``batch_size`` is not part of it (it only splits a chunk into compiled calls; with
+``chunk_size`` left at None a rerun keeps the store's chunks).
 
 **The score** (as zennit-crp 0.6's ``ChannelConcept.reference_sampling`` with the
 defaults of its ``FeatureVisualization``: ``max_target="sum"``, ``abs_norm=True``): the
@@ -30,7 +33,8 @@ from ..datasets.create import prepare, refuse_overlap
 from ..datasets.identity import run_identity
 from ..datasets.run import _digest, _run
 from ..datasets.sources import Source, data_changed, open_source
-from ..datasets.store import Layout, Store
+from ..datasets.store import Layout, Store, read_metadata
+from ..engine.conditions import merged_channels
 from ..engine.layer_relevance import concrete_with_layers, layer_keys, supports_layers
 from ..engine.passes import output_count, select
 
@@ -63,9 +67,13 @@ def target_layer(analyzer: Any, layer: Any) -> Target:
         raise ValueError(f"{type(analyzer).__name__} computes no relevance at hidden layers, "
                          "which reference samples need (scores and conditional heatmaps); "
                          "use a rule-based analyzer (DTD, LRP)")
-    (name,), (key,) = layer_keys(analyzer, [layer])  # unknown names list the known ones
+    (name,), (key,) = layer_keys(analyzer, [layer], "reference_samples' layer")
     call = next(step.call for step, _ in analyzer._steps if step.call.name == name)
     shape = tuple(analyzer.graph.shapes[key])
+    merged = merged_channels(analyzer.graph, key)
+    if merged:
+        raise ValueError(f"reference samples need the channels of layer {call.description}: "
+                         f"{merged}")
     if len(shape) < 2 or shape[-1] is None:
         raise ValueError(f"layer {call.description} outputs shape {shape}, with no channel "
                          "axis (the last) of known size: its channels cannot be concepts")
@@ -181,6 +189,8 @@ def score_store(analyzer: Any, data: Any, out: str | Path, target: Target, *, me
         raise ValueError("neuron='all' is not available for reference samples: they explain "
                          "one neuron per sample (None, an int, one per sample, or 'label')")
     input_bytes = 4 * int(np.prod(shapes[0], dtype=np.int64))  # a chunk's inputs in memory
+    if chunk_size is None and not overwrite:  # resuming: keep the store's chunks
+        chunk_size = _stored_chunk_size(Path(out))
     batch_size, chunk_size = arguments.sizes(batch_size, chunk_size, source.count, input_bytes)
     layout = Layout(count=source.count, chunk_size=chunk_size, inputs=shapes, classes=None,
                     dtype="float32", labels=source.has_labels,
@@ -188,13 +198,24 @@ def score_store(analyzer: Any, data: Any, out: str | Path, target: Target, *, me
     identity = run_identity(analyzer, {
         "reference_samples": {"layer": target.name, "method": method, "reduce": reduce,
                               "normalize": bool(normalize)},
-        "neuron": recorded, "batch_size": batch_size, "chunk_size": chunk_size},
+        "neuron": recorded, "chunk_size": chunk_size},
         source.description)
     store = prepare(Path(out), identity, layout, resume=resume, overwrite=overwrite)
     scorer = Scorer(analyzer, target, method, reduce, normalize, batch_size)
     _run(store, analyzer, source, scorer, mode, chosen, (0, 1), progress, 0.0,
          desc=f"scoring {target.name} ({method})")
     return Store(store.path), source
+
+
+def _stored_chunk_size(path: Path) -> int | None:
+    """The chunk size of the score store at ``path`` (None: no score store there), so that
+    a rerun with another ``batch_size`` and a defaulted ``chunk_size`` resumes it: the
+    batch size only splits a chunk into compiled calls and is not part of the identity."""
+    stored = read_metadata(path) if path.is_dir() else None
+    layout = (stored or {}).get("layout") or {}
+    if set(layout.get("payload") or ()) != {"scores"}:
+        return None
+    return int(layout["chunk_size"])
 
 
 def read_samples(store: Store, source: Source, wanted: Sequence[int]) -> dict[int, Any]:

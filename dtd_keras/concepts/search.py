@@ -72,8 +72,9 @@ def reference_samples(analyzer: Any, data: Any, layer: str,
         As :func:`~dtd_keras.analyze_dataset` reads it: numpy arrays (``x``, ``(x, y)``),
         a ``tf.data.Dataset`` yielding the same samples on every pass, a folder of images.
     layer:
-        The layer (as :attr:`~dtd_keras.Analyzer.rules` names it) whose output channels
-        (last axis) are the concepts.
+        The layer (as :attr:`~dtd_keras.Analyzer.layer_names` names it) whose output
+        channels (last axis) are the concepts; a Flatten or Reshape output that merges
+        positions and channels is refused (use the layer before it, or a Dense after it).
     channels:
         A channel, a list of them, or None for every channel of the layer.
     k:
@@ -84,8 +85,11 @@ def reference_samples(analyzer: Any, data: Any, layer: str,
     out:
         The folder of the score store (every sample × every channel of the layer). A
         killed run resumes from it; another model, analyzer, data or arguments is refused
-        (``overwrite=True`` replaces it). Other ``channels``, ``k`` and ``crop_threshold``
-        reuse it without scoring again.
+        (``overwrite=True`` replaces it, but never a store of another kind, such as an
+        :func:`~dtd_keras.analyze_dataset` store). Other ``channels``, ``k``,
+        ``crop_threshold`` and ``batch_size`` reuse it without scoring again; another
+        ``layer``, ``method``, ``neuron``, ``reduce``, ``normalize`` or an explicit
+        other ``chunk_size`` is refused.
     neuron:
         The explained output: None (each sample's top logit), an int, one per sample, or
         ``"label"`` (the data's labels; zennit-crp explains the dataset's target, so

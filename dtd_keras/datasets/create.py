@@ -66,6 +66,17 @@ def _foreign(path: Path) -> list[str]:
                   and not re.fullmatch(r"relevance(_\d+)?", entry.name))
 
 
+def _kind(layout: Any) -> str:
+    """What kind of store a layout (JSON) describes, in words: relevance maps and
+    properties (:func:`~dtd_keras.analyze_dataset`), or a payload (e.g. the ``scores`` of
+    :func:`~dtd_keras.concepts.reference_samples`)."""
+    payload = (layout or {}).get("payload")
+    if not payload:
+        return "the relevance maps and properties of analyze_dataset"
+    return f"a store of {', '.join(sorted(payload))} (reference_samples' stage 1)" \
+        if set(payload) == {"scores"} else f"a store of {', '.join(sorted(payload))}"
+
+
 def _remove_entries(path: Path) -> None:
     """Remove a store's own entries from ``path`` (never following symbolic links)."""
     for entry in path.iterdir():
@@ -192,9 +203,10 @@ def prepare(path: Path, identity: dict, layout: Layout, *, resume: bool, overwri
 
     An existing store is resumed only if ``resume`` and its identity equals ``identity``
     (else a ``ValueError`` lists what differs). Anything at ``path`` that is not a store
-    (a file, a folder of other things) is refused, also with ``overwrite``; ``overwrite``
-    (single worker only) replaces a store this library wrote, and only when it holds
-    nothing but the store's own entries.
+    (a file, a folder of other things) is refused, also with ``overwrite``, and so is a
+    store of another kind (relevance maps versus a payload such as reference samples'
+    scores); ``overwrite`` (single worker only) replaces a store of the same kind this
+    library wrote, and only when it holds nothing but the store's own entries.
     """
     path = Path(path)
     if _occupied(path):
@@ -204,6 +216,11 @@ def prepare(path: Path, identity: dict, layout: Layout, *, resume: bool, overwri
                 f"{path} exists and is not a dtd_keras results store (no '{FORMAT}' metadata "
                 "in its zarr.json); analyze_dataset never replaces anything else, also not "
                 "with overwrite=True: choose another out (a new or empty folder)")
+        held, wanted = _kind(stored.get("layout")), _kind(layout.to_json())
+        if held != wanted:
+            raise FileExistsError(
+                f"{path} holds {held}; this run writes {wanted}, and never replaces another "
+                "kind of store, also not with overwrite=True: choose another out")
         if overwrite:
             if workers > 1:
                 raise ValueError(f"overwrite=True with {workers} workers would let them delete "

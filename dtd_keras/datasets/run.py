@@ -10,6 +10,7 @@ properties and commits the chunk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 import warnings
@@ -237,6 +238,24 @@ def _finished(store: Store, source: Source, mine: list[int]) -> dict[int, int]:
     return done
 
 
+@contextlib.contextmanager
+def _interrupted(store: Store, settle: Any) -> Any:
+    """On Ctrl-C, let the chunks in flight commit (``settle``) and raise a short
+    KeyboardInterrupt saying how much is committed and how to resume (no traceback of
+    the TensorFlow call it interrupted)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            settle()
+        except Exception:  # noqa: BLE001 - a failed commit counts as not committed
+            pass
+        layout = store.layout
+        committed = sum(b - a for a, b in map(layout.chunk_range, store.done()))
+        raise KeyboardInterrupt(f"{committed} of {layout.count} samples committed in "
+                                f"{store.path}; run the same call again to resume") from None
+
+
 def _run(store: Store, analyzer: Any, source: Source, explainer: Explainer, mode: str,
          chosen: Any, share: tuple[int, int], progress: bool, rtol: float,
          desc: str = "explaining") -> None:
@@ -268,7 +287,8 @@ def _run(store: Store, analyzer: Any, source: Source, explainer: Explainer, mode
                 bar.update(count)
 
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix="dtd_keras-commit") as writer:
+        with ThreadPoolExecutor(1, thread_name_prefix="dtd_keras-commit") as writer, \
+                _interrupted(store, lambda: settle(keep=0)):
             for chunk in source.chunks(layout.chunk_size, wanted, share):
                 if chunk.index not in wanted:
                     continue

@@ -9,6 +9,11 @@ per sample, sharing the rules' denominators); copy k keeps only channel ``c_k``'
 relevance (the other channels' is set to zero) before the calls below read it. Summed
 over all channels, the conditional maps give the unconditioned map. The channel axis is
 the output's last, or its first for a ``channels_first`` layer (:func:`channel_axis`).
+A channel listed twice is computed twice (two equal copies). Conditioning on a unit of
+the output layer other than the explained neuron gives an all-zero map: that unit holds
+none of the explained neuron's relevance. A Flatten or Reshape output that merges
+positions and channels into one axis has no channels and is refused
+(:func:`merged_channels`); a Dense layer's units are channels.
 
 Channel-sparse step: below the mask, copy k's relevance is zero outside channel ``c_k``,
 so where the conditioned output is a Dense or Conv layer's (ungrouped; also through
@@ -31,12 +36,54 @@ import tensorflow as tf
 from .layer_relevance import layer_keys, supports_layers
 
 __all__ = ["ChannelMasks", "channel_axis", "channel_masks", "condition_channels",
-           "explain_conditioned", "propagate_channels", "sparse_axis", "sparse_relevance"]
+           "explain_conditioned", "merged_channels", "propagate_channels", "sparse_axis",
+           "sparse_relevance"]
 
 SPARSE = True  # False: every step below the mask runs the dense path (tests compare)
 STATS = {"sparse_steps": 0}  # channel-sparse steps built (counted when traced)
 
 DATA_FORMATS = ("channels_first", "channels_last")
+RESHAPES = ("Flatten", "Reshape", "Ravel")
+"""Classes (layers and ``keras.ops``) that can merge positions and channels into one axis."""
+
+
+def _source(graph: Any, key: int) -> Any:
+    """The call computing ``key``, or through shape-preserving one-input calls
+    (activations) the nearest one above it that changes the shape (None: a model input)."""
+    current = key
+    while (call := graph.producer(current)) is not None:
+        if len(call.inputs) != 1 or len(call.outputs) != 1 or (
+                graph.shapes[call.inputs[0]] != graph.shapes[current]):
+            return call
+        current = call.inputs[0]
+    return None
+
+
+def merged_channels(graph: Any, key: int) -> str | None:
+    """Why the last axis of tensor ``key`` holds no channels, or None: it comes from a
+    Flatten or Reshape (layer or ``keras.ops`` operation) that merges the positions and
+    channels of its input into one axis (its size differs from the input's channel count;
+    a Reshape that keeps the channel axis whole, or a Flatten of one position, is fine).
+    A Dense layer's units are channels (concepts)."""
+    call = _source(graph, key)
+    if call is None or type(call.operation).__name__ not in RESHAPES:
+        return None
+    before = call.inputs[0]
+    shape = graph.shapes[before]
+    if len(shape) < 3:
+        return None
+    count = shape[1 + channel_axis(graph, before)]
+    if count is not None and count == graph.shapes[key][-1]:
+        return None
+    above = graph.producer(before)
+    named = f"the layer before it ({above.name!r}: its channels)" if above else \
+        "the layer before it (its channels)"
+    subject = ("it" if call.outputs[0] == key
+               else f"its output comes from {call.description}, which")
+    return (f"{subject} merges the positions and "
+            f"channels of its input (shape {shape}) into one axis: a unit there is one "
+            f"position × channel, not a concept. Use {named}, or a Dense layer after it "
+            "(its units are concepts)")
 
 
 def channel_axis(graph: Any, key: int) -> int:
@@ -68,8 +115,10 @@ def condition_channels(analyzer: Any, condition: Any
     (``{name: [c1, c2, …]}``, one layer, names as
     :attr:`~dtd_keras.analyzers.Analyzer.rules` spells them). A ValueError for several
     layers, an unknown name, a layer without a channel axis (several outputs,
-    integer outputs, a length unknown until run time) or bad channel indices (none,
-    negative, beyond the channel count); a TypeError for a non-mapping."""
+    integer outputs, a length unknown until run time, a Flatten/Reshape output that
+    merges positions and channels) or bad channel indices (none, negative, beyond the
+    channel count; a repeated channel is accepted and computed once per listing); a
+    TypeError for a non-mapping."""
     if not isinstance(condition, Mapping):
         raise TypeError(f"condition must be a dict {{layer name: [channels]}}, got "
                         f"{condition!r}")
@@ -80,9 +129,13 @@ def condition_channels(analyzer: Any, condition: Any
     if "condition" not in _parameters(analyzer):
         raise ValueError(f"{type(analyzer).__name__} computes no conditional heatmaps; use "
                          "a rule-based analyzer (DTD, LRP) for condition=")
-    (name,), (key,) = layer_keys(analyzer, [name])  # known, one float output
+    (name,), (key,) = layer_keys(analyzer, [name], "condition=")  # known, one float output
     call = next(step.call for step, _ in analyzer._steps if step.call.name == name)
     shape = analyzer.graph.shapes[key]
+    merged = merged_channels(analyzer.graph, key)
+    if merged:
+        raise ValueError(f"condition= cannot condition on the channels of layer "
+                         f"{call.description}: {merged}")
     axis = channel_axis(analyzer.graph, key) if len(shape) >= 2 else 0
     if len(shape) < 2 or shape[1 + axis] is None:
         raise ValueError(f"layer {call.description} outputs shape {shape}, with no channel "

@@ -11,6 +11,7 @@ the names asked for and shapes the empty results.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,32 @@ import tensorflow as tf
 
 __all__ = ["concrete_with_layers", "empty_input_maps", "empty_layer_maps", "input_counts",
            "join_neurons", "layer_input_keys", "layer_keys", "split_outputs",
-           "supports_layers"]
+           "supports_layers", "unknown_layers"]
+
+LISTED = 20
+"""Up to this many known layers are listed in an unknown-name error; more are not (a
+MobileNetV2 has 155): the error points to ``analyzer.layer_names`` instead."""
+
+
+def unknown_layers(argument: str, unknown: Sequence[str], known: Sequence[str],
+                   where: str = "the analyzer explains", listing: str = "analyzer.layer_names"
+                   ) -> str:
+    """The message for layer names ``unknown`` given as ``argument`` (``"layers="``,
+    ``"condition="``, …) that are not among ``known``: close matches as "did you mean",
+    and the known names when there are at most :data:`LISTED`, else where to find them
+    (``listing``)."""
+    names = ", ".join(repr(n) for n in unknown)
+    which = "which is no layer" if len(unknown) == 1 else "which are no layers"
+    text = f"{argument} names {names}, {which} {where}"
+    guesses = [g for n in unknown for g in difflib.get_close_matches(n, known, n=3)]
+    if guesses:
+        text += f"; did you mean {' or '.join(repr(g) for g in dict.fromkeys(guesses))}?"
+    if not known:
+        return text + " (there are none)"
+    if len(known) <= LISTED:
+        return text + f" (the known layers are {list(known)})"
+    return text + f" (see {listing} for all {len(known)} of them)"
+
 
 
 def supports_layers(analyzer: Any) -> bool:
@@ -29,7 +55,7 @@ def supports_layers(analyzer: Any) -> bool:
     return "layers" in inspect.signature(analyzer._relevance_graph).parameters
 
 
-def layer_keys(analyzer: Any, layers: str | Sequence[str] | None
+def layer_keys(analyzer: Any, layers: str | Sequence[str] | None, argument: str = "layers="
                ) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """The names asked for (each once, in order) and the tensor key of each one's output.
 
@@ -54,8 +80,7 @@ def layer_keys(analyzer: Any, layers: str | Sequence[str] | None
     calls = {step.call.name: step.call for step, _ in analyzer._steps}
     unknown = [n for n in names if n not in calls]
     if unknown:
-        raise ValueError(f"layers={unknown} name no layer the analyzer explains; the known "
-                         f"layers are {list(calls)}")
+        raise ValueError(unknown_layers(argument, unknown, list(calls)))
     graph = analyzer.graph
     keys = []
     for name in names:

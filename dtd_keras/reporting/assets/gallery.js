@@ -14,6 +14,12 @@
         labelOf = m.labelOf, categoryName = m.categoryName, thumbs = m.thumbs,
         shard = m.shard, size = m.size, pageSizes = m.pageSizes, defaults = m.defaults;
 
+    /* Short names for the numbers on a card (the full name is the tooltip): a field's
+     * own "short", else these, else its label. */
+    var shortOf = {logit: "logit", relative_error: "cons. error", negative_fraction: "neg. fraction",
+                   total: "Σ relevance", conservation_error: "Σ R − logit", negative_mass: "neg. relevance"};
+    m.fields.forEach(function (f) { if (f.short) shortOf[f.key] = f.short; });
+
     function thumb(row, kind) {
       return "thumbs/" + Math.floor(row / shard) + "/" + row + "-" + kind + ".png";
     }
@@ -38,7 +44,8 @@
       });
       var dl = el("dl", {className: "nums"});
       cardKeys().forEach(function (k) {
-        append(dl, [el("dt", {text: labelOf[k], title: labelOf[k]}), el("dd", {text: fmt(columns[k][i])})]);
+        append(dl, [el("dt", {text: shortOf[k] || labelOf[k], title: labelOf[k]}),
+                    el("dd", {text: fmt(columns[k][i])})]);
       });
       return el("figcaption", {}, [el("div", {className: "tags"}, parts), dl]);
     }

@@ -18,17 +18,25 @@
     });
   };
 
-  /* R.class_means into #class-means; size = [h, w] of the pictures. */
+  /* R.class_means into #class-means; size = [h, w] of the pictures. An entry's `group`
+   * says what its maps average over: "label" (the class, the default) or "neuron" (the
+   * explained neuron, for a store without labels); the titles and heading say which. */
   P.means = function (R, size) {
     var box = $("class-means"), means = R.class_means || [];
+    var groups = means.map(function (m) { return m.group === "neuron" ? "neuron" : "label"; });
+    var byNeuron = groups.filter(function (g) { return g === "neuron"; }).length;
+    var heading = !byNeuron ? null : byNeuron === means.length ? ["Mean maps per explained neuron", "Neuron means"]
+      : ["Mean maps per class and per explained neuron", "Mean maps"];
+    if (heading) { $("class-means-title").textContent = heading[0]; $("class-means-link").textContent = heading[1]; }
     if (!means.length) return none(box, "No per-class means in this report.");
-    means.forEach(function (m) {
-      box.appendChild(el("figure", {className: "mean", "data-class": m["class"]}, [
+    means.forEach(function (m, k) {
+      var what = (groups[k] === "neuron" ? "neuron " : "class ") + m["class"];
+      var title = m.name === undefined || m.name === null || m.name === String(m["class"]) ? what : what + " · " + m.name;
+      box.appendChild(el("figure", {className: "mean", "data-class": m["class"], "data-group": groups[k]}, [
         el("div", {className: "pair"}, [
-          m.input ? P.image(m.input, "mean input of class " + m.name, "input", size) : null,
-          P.image(m.heatmap, "mean heatmap of class " + m.name, "heatmap", size)]),
-        el("figcaption", {}, [el("b", {text: m.name === String(m["class"]) ? "class " + m.name : m["class"] + " · " + m.name}),
-                              " (" + thousands(m.count) + ")"])]));
+          m.input ? P.image(m.input, "mean input of " + title, "input", size) : null,
+          P.image(m.heatmap, "mean heatmap of " + title, "heatmap", size)]),
+        el("figcaption", {}, [el("b", {text: title}), " (" + thousands(m.count) + ")"])]));
     });
   };
 
