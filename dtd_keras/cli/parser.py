@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "samples. Open DIR/index.html from disk: no server, nothing fetched. "
                     "Writing it again into the same --out keeps the thumbnails of the same "
                     "store.",
-        epilog="example: dtd-keras report explained.zarr --out report --data digits.npy")
+        epilog="example: dtd-keras report demo_out/explained.zarr --out report "
+               "--data demo_out/heldout.npy")
     report.add_argument("store", metavar="STORE", help="the results store (a .zarr folder)")
     report.add_argument("--out", required=True, metavar="DIR",
                         help="output folder: new, empty or an earlier report")

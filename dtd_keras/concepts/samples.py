@@ -81,8 +81,9 @@ class ReferenceSamples:
     """``[C, k, 2·s]`` the crop boxes in input coordinates: starts then stops (half-open)
     over the sample's ``s`` boxed axes; ``[top, left, bottom, right]`` for images."""
     crops: list[list[np.ndarray]]
-    """``crops[c][j]``: the input inside the box (e.g. ``h×w×channels``), in the data's
-    values as the analyzer received them."""
+    """``crops[c][j]``: the input inside the box (e.g. ``h×w×channels``), in the values
+    the analyzer received (for an image folder: after its pixel range, not the files'
+    pixels)."""
     heatmaps: list[list[np.ndarray]]
     """``heatmaps[c][j]``: the concept's conditional relevance inside the same box (the
     crop's shape; sum its last axis for a 2-D map of an image)."""
