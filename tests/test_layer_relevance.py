@@ -88,16 +88,21 @@ def test_every_layer_holds_the_input_sum(nets, net):
     assert analyzer.explain(x).layer_relevance == {}
 
 
-def test_a_branching_layer_holds_both_branches_relevance():
-    """``h`` feeds two branches: its relevance is the sum over both consumers (each branch
-    alone holds only part of it)."""
+def _two_branches() -> keras.Model:
+    """``h`` read by two branches ``a`` and ``b``, joined by ``add``, then ``out``."""
     keras.utils.set_random_seed(5)
     inp = keras.Input((5,))
     h = L.Dense(6, activation="relu", use_bias=False, name="h")(inp)
     a = L.Dense(4, activation="relu", use_bias=False, name="a")(h)
     b = L.Dense(4, activation="relu", use_bias=False, name="b")(h)
     out = L.Dense(2, use_bias=False, name="out")(L.Add(name="add")([a, b]))
-    model = _positive_top(keras.Model(inp, out))
+    return _positive_top(keras.Model(inp, out))
+
+
+def test_a_branching_layer_holds_both_branches_relevance():
+    """``h`` feeds two branches: its relevance is the sum over both consumers (each branch
+    alone holds only part of it)."""
+    model = _two_branches()
     x = np.random.default_rng(2).uniform(size=(2, 5)).astype("float32")
     e = dk.DTD(model).explain(x, layers=["h", "a", "b", "add"])
     total = _sums(e.relevance)
@@ -238,13 +243,7 @@ def test_what_a_layer_hands_down_equals_the_reference(nets):
 def test_each_reader_hands_down_its_own_part():
     """``h`` is read by ``a`` and ``b``: each hands down its own part of h's relevance,
     and the parts add up to what ``h`` holds; ``add`` hands each branch what it holds."""
-    keras.utils.set_random_seed(5)
-    inp = keras.Input((5,))
-    h = L.Dense(6, activation="relu", use_bias=False, name="h")(inp)
-    a = L.Dense(4, activation="relu", use_bias=False, name="a")(h)
-    b = L.Dense(4, activation="relu", use_bias=False, name="b")(h)
-    out = L.Dense(2, use_bias=False, name="out")(L.Add(name="add")([a, b]))
-    analyzer = dk.DTD(_positive_top(keras.Model(inp, out)))
+    analyzer = dk.DTD(_two_branches())
     x = np.random.default_rng(2).uniform(size=(2, 5)).astype("float32")
     assert analyzer.layer_names == ("h", "a", "b", "add", "out")
     e = analyzer.explain(x, layers=analyzer.layer_names, layer_inputs=True)
