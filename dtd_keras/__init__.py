@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .reporting import report
 
 # submodules that need no TensorFlow (the others import it through _check_backend)
-_WITHOUT_TENSORFLOW = {"cli", "demo", "errors", "image", "reading", "reporting"}
+_WITHOUT_TENSORFLOW = {"cli", "demo", "demo_folder", "errors", "image", "reading", "reporting"}
 
 _backend_checked = False
 

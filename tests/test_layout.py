@@ -8,8 +8,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "dtd_keras"
 
 # the uses of the library: nothing in the core may import them
-USES = {"cli", "demo", "datasets", "evaluate", "callbacks", "export", "relevance_model",
-        "image", "presets", "concepts", "reporting"}
+USES = {"cli", "demo", "demo_folder", "datasets", "evaluate", "callbacks", "export",
+        "relevance_model", "image", "presets", "concepts", "reporting"}
 # the core: the engine, rules, layers, analyzers and what they share
 CORE = {"engine", "rules", "layers", "analyzers", "errors", "explanation", "reading"}
 
