@@ -97,8 +97,9 @@ def test_items_and_report_data_match_the_store(setup, written):
     info = read_js(written / "data" / "report.js", "DTD_REPORT")
     items = read_js(written / "data" / "items.js", "DTD_ITEMS")
     results = dk.load_results(setup.store)
-    assert info["count"] == N and info["thumbs"] == {"shard": 1000, "size": [8, 8],
-                                                      "input": True}
+    assert info["count"] == N and info["thumbs"] == {
+        "shard": 1000, "size": [8, 8], "input": True, "input_per": "sample",
+        "rows_per_sample": 1}
     assert info["classes"] == {"count": CLASSES, "names": None}
     assert info["evaluations"] == [] and info["concepts"] == []
     keys = [f["key"] for f in info["fields"]]
@@ -113,7 +114,8 @@ def test_items_and_report_data_match_the_store(setup, written):
         np.testing.assert_allclose(items[key], results.properties[key], rtol=1e-6, atol=1e-30)
     for histogram in info["histograms"]:
         assert len(histogram["edges"]) == len(histogram["counts"]) + 1
-        assert sum(histogram["counts"]) == N
+        assert sum(histogram["counts"]) == N and histogram["y_label"] == "samples"
+    assert "top" not in items and "top" not in keys
     counts = np.bincount(setup.y, minlength=CLASSES)
     assert [(m["class"], m["count"]) for m in info["class_means"]] == list(
         enumerate(counts.tolist()))
@@ -173,9 +175,22 @@ def test_neuron_all_gives_one_row_per_sample_and_class(setup, tmp_path):
     np.testing.assert_allclose(items["logit"], results.logit.reshape(-1), rtol=1e-6)
     got = read_png(out / "thumbs" / "0" / "7-heatmap.png")  # sample 2, class 1
     np.testing.assert_array_equal(got, heatmap(np.asarray(results.relevance[2, 1])))
-    assert (read_png(out / "thumbs" / "0" / "6-input.png")
-            == read_png(out / "thumbs" / "0" / "8-input.png")).all()
+    # one input thumbnail per sample, at thumbs/<sample // 1000>/<sample>-input.png
+    inputs = sorted(p.name for p in (out / "thumbs").rglob("*-input.png"))
+    assert inputs == sorted(f"{s}-input.png" for s in range(N))
+    low, high = float(setup.x.min()), float(setup.x.max())
+    np.testing.assert_array_equal(read_png(out / "thumbs" / "0" / "2-input.png"),
+                                  to_rgb(setup.x[2], value_range=(low, high)))
     info = read_js(out / "data" / "report.js", "DTD_REPORT")  # means: rows explaining labels
+    assert info["thumbs"]["input_per"] == "sample"
+    assert info["thumbs"]["rows_per_sample"] == CLASSES
+    # the row explaining each sample's top logit, a category field; histograms count rows
+    top = np.asarray(items["top"]).reshape(N, CLASSES)
+    np.testing.assert_array_equal(top.argmax(axis=1), results.logit.argmax(axis=1))
+    assert (top.sum(axis=1) == 1).all()
+    field = next(f for f in info["fields"] if f["key"] == "top")
+    assert field["kind"] == "category" and field["names"] == {"0": "no", "1": "yes"}
+    assert {h["y_label"] for h in info["histograms"]} == {"explanations"}
     assert [m["count"] for m in info["class_means"]] == np.bincount(setup.y).tolist()
 
 
@@ -359,6 +374,11 @@ def test_report_errors(setup, store_copy, tmp_path):
         dk.report(store_copy, tmp_path, progress=False)
     with pytest.raises(ValueError, match="29 samples, but the store"):
         dk.report(setup.store, tmp_path / "out", data=setup.x[:29], progress=False)
+    with pytest.raises(ValueError, match=r"list of 30 arrays shaped \(8, 8, 1\), one "
+                                         r"sample each; give the samples as one array"):
+        dk.report(setup.store, tmp_path / "out", data=list(setup.x), progress=False)
+    with pytest.raises(ValueError, match="data: cannot read data elements made of 4 parts"):
+        dk.report(setup.store, tmp_path / "out", data=[setup.x] * 4, progress=False)
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")

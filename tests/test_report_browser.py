@@ -373,3 +373,40 @@ def test_report_gallery_in_chromium(browser, real_report):
         _check_clean(page)
     finally:
         page.close()
+
+
+def test_neuron_all_report_in_chromium(browser, tmp_path):
+    """A ``neuron="all"`` store (rows: sample × class): the rows of one sample show the one
+    input thumbnail of that sample, the "explains the top logit" filter leaves one row per
+    sample, and the histograms count explanations."""
+    import keras
+
+    import dtd_keras as dk
+
+    x = np.random.default_rng(1).random((6, 4, 4, 1)).astype("float32")
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    results = dk.analyze_dataset(dk.LRP(model), x, tmp_path / "store", neuron="all",
+                                 progress=False)
+    index = dk.report(results, tmp_path / "report", data=x, thumb_size=8, progress=False)
+    page = Page(browser, index)
+    try:
+        p = page.page
+        assert page.count() == 18
+        sources = p.eval_on_selector_all("#gallery .item img.input",
+                                         "els => els.map(e => e.getAttribute('src'))")
+        assert len(sources) == 18 and sources[0] == sources[2] != sources[3]
+        assert (index.parent / sources[3]).is_file()
+        page.select("#filter-top", "1")
+        assert page.count() == 6 and sorted(page.items("index")) == [str(i) for i in range(6)]
+        top = np.asarray(results.logit).argmax(axis=1)
+        assert [int(r) % 3 for r in page.items("row")] == top.tolist()
+        labels = p.eval_on_selector_all("#histograms svg text.label",
+                                        "els => els.map(e => e.textContent)")
+        counted = [t for t in labels if t.startswith("explanations")]
+        assert len(counted) == p.locator("#histograms .histogram svg").count() > 0
+        assert not any(t.startswith("samples") for t in labels)
+        _check_clean(page)
+    finally:
+        page.close()

@@ -87,6 +87,7 @@ def open_inputs(data: Any, results: Any) -> Inputs | None:
     else:
         array = data
         if isinstance(data, (tuple, list)):
+            _check_parts(data, shape, len(layout.inputs))
             array = data[0]
             if isinstance(array, (tuple, list)):  # ((x1, x2), y): several inputs
                 array = array[0]
@@ -101,6 +102,24 @@ def open_inputs(data: Any, results: Any) -> Inputs | None:
         raise ValueError(f"data: {count} samples, but the store {results.path} explained "
                          f"{layout.count}; give the data it was written from")
     return inputs
+
+
+def _check_parts(data: Any, shape: tuple, n_inputs: int) -> None:
+    """``ValueError`` when the list/tuple ``data`` is not what analyze_dataset reads
+    (inputs, or (inputs, labels)): e.g. a list of single samples."""
+    from ..datasets.elements import split_element
+
+    first = data[0] if len(data) else None
+    if first is not None and not isinstance(first, (tuple, list)) and tuple(
+            np.shape(first)) == shape and len(data) > 1:
+        raise ValueError(f"data: a {type(data).__name__} of {len(data)} arrays shaped "
+                         f"{shape}, one sample each; give the samples as one array "
+                         f"(np.stack(data)), or (inputs, labels), as analyze_dataset read "
+                         "them")
+    try:
+        split_element(data, n_inputs)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"data: {error}") from None
 
 
 def _recorded(results: Any) -> Inputs | None:

@@ -55,14 +55,25 @@ def _per_row(values: np.ndarray, row: np.ndarray, classes: int | None) -> np.nda
     return values.reshape(-1)[row]
 
 
+def _top(logit: np.ndarray, row: np.ndarray, classes: int) -> np.ndarray:
+    """Per row of a ``neuron="all"`` store, 1 when its class is the sample's top logit
+    (the first, on ties; non-finite logits never are), else 0."""
+    finite = np.where(np.isfinite(logit), logit, -np.inf)
+    top = np.argmax(finite, axis=1)
+    return (top[row // classes] == row % classes).astype(np.int64)
+
+
 def columns(results: Any, row: np.ndarray) -> dict[str, np.ndarray]:
-    """``DTD_ITEMS``' columns: row, index, label (when the store has labels), neuron and
-    the number fields, one value per row."""
+    """``DTD_ITEMS``' columns: row, index, label (when the store has labels), neuron, top
+    (``neuron="all"`` only: 1 for the row that explains the sample's top logit) and the
+    number fields, one value per row."""
     classes = results.classes
     out = {"row": row, "index": _per_row(results.index, row, classes)}
     if results.label is not None:
         out["label"] = _per_row(results.label, row, classes)
     out["neuron"] = _per_row(results.neuron, row, classes)
+    if classes is not None:
+        out["top"] = _top(np.asarray(results.logit, dtype=np.float64), row, classes)
     properties = results.properties
     for key, _ in NUMBER_FIELDS:
         source = results.logit if key == "logit" else properties[key]
@@ -70,16 +81,23 @@ def columns(results: Any, row: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def fields(has_labels: bool) -> list[dict]:
-    """``DTD_REPORT.fields``: the sortable and filterable columns, in display order."""
+def fields(has_labels: bool, has_top: bool = False) -> list[dict]:
+    """``DTD_REPORT.fields``: the sortable and filterable columns, in display order
+    (``has_top``: the ``neuron="all"`` column ``top``, whose values 0/1 the page names
+    by the field's ``names``)."""
     found = [{"key": "label", "label": "class", "kind": "category"}] if has_labels else []
     found.append({"key": "neuron", "label": "explained neuron", "kind": "category"})
+    if has_top:
+        found.append({"key": "top", "label": "explains the top logit", "kind": "category",
+                      "short": "top logit", "names": {"0": "no", "1": "yes"}})
     return found + [{"key": k, "label": label, "kind": "number"} for k, label in NUMBER_FIELDS]
 
 
-def histograms(table: dict[str, np.ndarray], bins: int = _BINS) -> list[dict]:
+def histograms(table: dict[str, np.ndarray], bins: int = _BINS,
+               counted: str = "samples") -> list[dict]:
     """``DTD_REPORT.histograms``: counts of the finite values of each property over the
-    gallery's rows, on ``bins`` equal bins from min to max."""
+    gallery's rows, on ``bins`` equal bins from min to max; ``counted`` names what a row
+    is (the y-axis: "samples", or "explanations" when rows are samples × classes)."""
     labels = dict(NUMBER_FIELDS)
     found = []
     for key in _HISTOGRAMS:
@@ -92,7 +110,7 @@ def histograms(table: dict[str, np.ndarray], bins: int = _BINS) -> list[dict]:
                 low, high = low - 0.5, high + 0.5
             counts, edges = np.histogram(values, bins=bins, range=(low, high))
         found.append({"key": key, "label": labels[key], "edges": edges.tolist(),
-                      "counts": counts.tolist()})
+                      "counts": counts.tolist(), "y_label": counted})
     return found
 
 

@@ -6,7 +6,8 @@ Layout of ``out/`` (the contract with the page, ``assets/``)::
     data/report.js                  window.DTD_REPORT = {...};  (everything but the rows)
     data/items.js                   window.DTD_ITEMS = {...};   (columnar: one list per field)
     data/manifest.json              what the thumbnails were made from (reruns keep them)
-    thumbs/<row // 1000>/<row>-heatmap.png, …-input.png
+    thumbs/<row // 1000>/<row>-heatmap.png
+    thumbs/<sample // 1000>/<sample>-input.png   (one per sample: row // K with neuron="all")
     means/<class>-heatmap.png, means/<class>-input.png
     concepts/<layer>/<channel>-<j>.png
 
@@ -209,7 +210,8 @@ def _thumbnails(results: Any, inputs: Any, table: dict[str, np.ndarray], out: Pa
     starts, stops = np.r_[0, bounds], np.r_[bounds, len(row)]
     wanted = [(a, b) for a, b in zip(starts.tolist(), stops.tolist())
               if len(row) and (means is not None or int(shard_of[a]) in todo)]
-    for a, b in tqdm(wanted, desc="report", unit="shard", disable=not progress):
+    last_input = -1  # the last sample whose input was drawn (rows ascend)
+    for a, b in tqdm(wanted, desc="report", unit="shard", disable=not progress or not wanted):
         shard = int(shard_of[a])
         rows = row[a:b]
         samples = rows // per
@@ -229,18 +231,18 @@ def _thumbnails(results: Any, inputs: Any, table: dict[str, np.ndarray], out: Pa
             heat = thumbnails.heatmap_pixels(maps, size)
             thumbnails.write_pngs(heat, [folder / f"{r}-heatmap.png" for r in rows.tolist()],
                                   atomic=False)
-            if images is not None:
+            if images is not None:  # once per sample: thumbs/<sample // 1000>/<sample>-…
                 unique, where = np.unique(samples, return_index=True)
+                keep = unique > last_input
+                unique, where = unique[keep], where[keep]
                 pictures = thumbnails.input_pixels(images[where], size, value_range)
-                written = {}
-                for sample, pixels, r in zip(unique.tolist(), pictures, rows[where].tolist()):
-                    path = folder / f"{r}-input.png"
-                    thumbnails.write_pngs([pixels], [path], atomic=False)
-                    written[sample] = path
-                for sample, r in zip(samples.tolist(), rows.tolist()):
-                    path = folder / f"{r}-input.png"
-                    if written[sample] != path:
-                        thumbnails.link_or_write(written[sample], path)
+                paths = [out / "thumbs" / str(s // SHARD) / f"{s}-input.png"
+                         for s in unique.tolist()]
+                for path in {p.parent for p in paths}:
+                    path.mkdir(parents=True, exist_ok=True)
+                thumbnails.write_pngs(pictures, paths, atomic=False)
+                if len(unique):
+                    last_input = int(unique[-1])
             on_shard(shard)
         if means is not None:
             shaped = images
@@ -334,7 +336,7 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
             SHARD, len(opened))))
     base = {"format": _FORMAT, "version": _VERSION, "created": metadata.get("created"),
             "identity": _hash(identity), "thumb_size": thumb_size, "shard": SHARD,
-            "inputs": None if inputs is None else inputs.signature,
+            "inputs": None if inputs is None else inputs.signature, "input_per": "sample",
             "value_range": None if value_range is None else list(value_range)}
     if any(previous.get(k) != v for k, v in base.items()):
         previous = {}
@@ -383,11 +385,13 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
         "model": str((identity.get("model") or {}).get("name") or ""),
         "count": int(len(row)),
         "page_size": page_size,
-        "thumbs": {"shard": SHARD, "size": list(heat_shape), "input": inputs is not None},
+        "thumbs": {"shard": SHARD, "size": list(heat_shape), "input": inputs is not None,
+                   "input_per": "sample", "rows_per_sample": int(opened.classes or 1)},
         "classes": {"count": int(classes or 0), "names": names},
-        "fields": tables.fields("label" in table),
+        "fields": tables.fields("label" in table, "top" in table),
         "class_means": class_means,
-        "histograms": tables.histograms(table),
+        "histograms": tables.histograms(table, counted="explanations" if opened.classes
+                                        else "samples"),
         "evaluations": evaluation_list,
         "concepts": concept_list,
     }

@@ -184,7 +184,7 @@
       var x = function (v) { return f.l + (hi > lo ? (v - lo) / (hi - lo) : 0.5) * (f.r - f.l); };
       var y = function (v) { return H - BOTTOM - v / top * (H - TOP - BOTTOM); };
       var g = svg("svg", {viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "histogram of " + title});
-      axes(g, f, x, y, xa, ya, title, "samples");
+      axes(g, f, x, y, xa, ya, title, h.y_label || "samples");
       var edge = distinct(edges);
       counts.forEach(function (c, k) {
         var bar = svg("rect", {x: x(edges[k]) + 0.5, y: y(c), width: Math.max(0.5, x(edges[k + 1]) - x(edges[k]) - 1),

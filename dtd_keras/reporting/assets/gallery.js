@@ -24,6 +24,13 @@
       return "thumbs/" + Math.floor(row / shard) + "/" + row + "-" + kind + ".png";
     }
 
+    /* The input picture of a row: one per sample (thumbs.input_per "sample": row // K with
+     * neuron="all") or, in older reports, one per row. */
+    var perSample = thumbs.input_per === "sample" ? Math.max(1, thumbs.rows_per_sample | 0) : 0;
+    function inputThumb(row) {
+      return thumb(perSample ? Math.floor(row / perSample) : row, "input");
+    }
+
     function image(src, alt, cls) { return P.image(src, alt, cls, size); }
 
     function itemAttrs(i) {
@@ -39,7 +46,7 @@
       var parts = [el("b", {text: "#" + (sampleIndex ? fmt(sampleIndex[i]) : i)})];
       categoryKeys.forEach(function (k) {
         parts.push(el("span", {className: "tag", title: labelOf[k],
-          text: (k === "label" ? "class " : k === "neuron" ? "neuron " : k + " ") +
+          text: (k === "label" ? "class " : k === "neuron" ? "neuron " : (shortOf[k] || k) + " ") +
                 categoryName(k, codes[k].values[codes[k].codes[i]])}));
       });
       var dl = el("dl", {className: "nums"});
@@ -67,7 +74,7 @@
       for (var p = start; p < stop; p++) {
         var i = view[p], row = rowIds ? rowIds[i] : i;
         var pair = el("div", {className: "pair"}, [
-          thumbs.input ? image(thumb(row, "input"), "input " + row, "input") : null,
+          thumbs.input ? image(inputThumb(row), "input " + row, "input") : null,
           image(thumb(row, "heatmap"), "heatmap " + row, "heatmap")]);
         frag.appendChild(el("figure", itemAttrs(i), [pair, caption(i)]));
       }
@@ -101,7 +108,7 @@
       body.textContent = "";
       append(body, [
         el("div", {className: "pair big"}, [
-          thumbs.input ? el("img", {src: local(thumb(row, "input")), alt: "input"}) : null,
+          thumbs.input ? el("img", {src: local(inputThumb(row)), alt: "input"}) : null,
           el("img", {src: local(thumb(row, "heatmap")), alt: "heatmap"})]),
         el("table", {}, rows.map(function (r) {
           return el("tr", {}, [el("th", {text: r[0]}), el("td", {text: fmt(r[1])})]);

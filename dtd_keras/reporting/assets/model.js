@@ -50,8 +50,12 @@
     var labelOf = {index: "sample index"};
     fields.forEach(function (f) { labelOf[f.key] = f.label || f.key; });
 
+    var valueNames = {};  // a field's own names of its values ({"0": "no", "1": "yes"})
+    fields.forEach(function (f) { if (f.names) valueNames[f.key] = f.names; });
+
     function categoryName(key, value) {
       if (value === "") return "–";
+      if (valueNames[key] && valueNames[key][value] !== undefined) return valueNames[key][value];
       if ((key === "label" || key === "neuron") && classNames) {
         var k = Number(value);
         if (Number.isInteger(k) && k >= 0 && k < classNames.length && classNames[k] !== String(k)) {
