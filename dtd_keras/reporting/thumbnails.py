@@ -27,7 +27,7 @@ from ..image.png import write_png
 _WRITERS = 4
 
 __all__ = ["as_images", "crop_pixels", "fit_size", "heatmap_pixels", "input_pixels",
-           "link_or_write", "resize", "to_maps", "value_range", "write_pngs"]
+           "resize", "to_maps", "value_range", "write_pngs"]
 
 
 def to_maps(relevance: np.ndarray) -> np.ndarray:
@@ -146,16 +146,6 @@ def write_pngs(pixels: np.ndarray, paths: Sequence[Path], *, atomic: bool = True
     # a few threads: creating files waits on the disk, zlib releases the GIL
     with ThreadPoolExecutor(_WRITERS) as pool:
         list(pool.map(write, items))
-
-
-def link_or_write(source: Path, target: Path) -> None:
-    """``target`` as a hard link to ``source`` (a copy where links are not possible)."""
-    try:
-        if target.exists():
-            target.unlink()
-        os.link(source, target)
-    except OSError:
-        target.write_bytes(source.read_bytes())
 
 
 def crop_pixels(crop: Any, size: int,
