@@ -227,3 +227,46 @@ def test_bad_arguments_are_named(model, analyzer, data, tmp_path):
                                          "with no channel axis"):
         dk.concepts.reference_samples(lrp, x, "get_item", 0, out=out)
     assert not out.exists()  # every refusal before anything is written
+
+
+def test_dead_and_rare_channels_get_no_made_up_reference_samples(tmp_path):
+    """Channel 2 is dead (zero kernel, negative bias: ReLU output 0 everywhere), channel 1
+    fires only on the 2 nonzero images: they get found=False entries (index -1, score 0,
+    empty crops), one warning, and the flags survive save/load; an old file without them
+    loads with found = scores != 0."""
+    keras.utils.set_random_seed(3)
+    dead = keras.Sequential([keras.Input((4, 4, 1)),
+                             keras.layers.Conv2D(3, 2, activation="relu", name="conv"),
+                             keras.layers.Flatten(), keras.layers.Dense(2, name="out")])
+    kernel = np.zeros((2, 2, 1, 3), "float32")
+    kernel[..., 0], kernel[..., 1] = 0.5, 1.0
+    dead.get_layer("conv").set_weights([kernel, np.array([1.0, 0.0, -1.0], "float32")])
+    dead.get_layer("out").set_weights([np.ones((27, 2), "float32"), np.zeros(2, "float32")])
+    x = np.zeros((6, 4, 4, 1), "float32")
+    x[[1, 4]] = np.random.default_rng(0).uniform(0.5, 1, (2, 4, 4, 1))
+    lrp = dk.LRP(dead, rule=dk.rules.Epsilon(0.01))
+    for method in ("relevance", "activation"):
+        with pytest.warns(UserWarning) as caught:
+            refs = dk.concepts.reference_samples(
+                lrp, x, "conv", [0, 1, 2], k=4, out=tmp_path / method, method=method,
+                progress=False)
+        assert [str(w.message) for w in caught] == [
+            f"channels [2] of conv have no {method} on any of the 6 samples (dead?); "
+            f"channels [1] of conv have nonzero {method} on only 2 of k=4 samples: their "
+            "missing reference samples are marked found=False (index -1, score 0)"]
+        np.testing.assert_array_equal(refs.found, [[1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0]])
+        assert refs.indices[1].tolist() == [4, 1, -1, -1] or refs.indices[1].tolist() == [
+            1, 4, -1, -1]
+        assert np.all(refs.scores[0] > 0) and np.all(refs.scores[1, :2] > 0)
+        assert np.all(refs.indices[2] == -1) and np.all(refs.scores[2] == 0)
+        assert refs.crops[2][0].shape == (0, 0, 1) and refs.heatmaps[1][3].shape == (0, 0, 1)
+        assert np.all(refs.boxes[~refs.found] == 0)
+    loaded = dk.concepts.load_reference_samples(refs.save(tmp_path / "refs"))
+    np.testing.assert_array_equal(loaded.found, refs.found)
+    np.testing.assert_array_equal(loaded.indices, refs.indices)
+    assert loaded.to_dict()["found"] == refs.found.tolist()
+    with np.load(tmp_path / "refs" / "arrays.npz") as stored:  # as saved before `found`
+        old = {name: stored[name] for name in stored.files if name != "found"}
+    np.savez_compressed(tmp_path / "refs" / "arrays.npz", **old)
+    np.testing.assert_array_equal(
+        dk.concepts.load_reference_samples(tmp_path / "refs").found, refs.found)

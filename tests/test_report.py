@@ -316,19 +316,28 @@ def test_attach_errors(store_copy, tmp_path):
 # ------------------------------------------------------------------- concepts
 def test_concept_reference_samples(setup, tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
+    empty = np.zeros((0, 0, 1))  # the crop of an entry that is no reference sample
     samples = SimpleNamespace(
-        layer="conv2d", method="relevance", channels=np.array([1, 0]),
-        indices=np.array([[4, 2], [7, 9]]), scores=np.array([[0.9, 0.5], [0.3, 0.1]]),
+        layer="conv2d", method="relevance", channels=np.array([1, 0, 2]),
+        indices=np.array([[4, 2], [7, -1], [-1, -1]]),
+        scores=np.array([[0.9, 0.5], [0.3, 0], [0, 0]]),
+        found=np.array([[True, True], [True, False], [False, False]]),
         crops=[[rng.random((3, 3, 1)), rng.random((4, 3, 1))],
-               [rng.random((3, 3, 1)), rng.random((3, 3))]])
+               [rng.random((3, 3, 1)), empty], [empty, empty]])
     out = tmp_path / "out"
     dk.report(setup.store, out, concepts=samples, thumb_size=8, progress=False)  # one
     (concept,) = read_js(out / "data" / "report.js", "DTD_REPORT")["concepts"]
     assert concept["layer"] == "conv2d" and concept["method"] == "relevance"
-    assert [c["channel"] for c in concept["channels"]] == [1, 0]
+    assert [c["channel"] for c in concept["channels"]] == [1, 0, 2]
     first = concept["channels"][0]["samples"][1]
     assert first == {"image": "concepts/conv2d/1-1.png", "index": 2, "score": 0.5,
-                     "heatmap": None}
+                     "found": True, "heatmap": None}
+    # entries not found are left out (no picture), and their channel says why
+    assert [(c["note"], [s["index"] for s in c["samples"]]) for c in concept["channels"]] == [
+        (None, [4, 2]), ("nonzero relevance on only 1 of k=2 samples", [7]),
+        ("no relevance on any sample", [])]
+    assert sorted(p.name for p in (out / "concepts" / "conv2d").iterdir()) == [
+        "0-0.png", "1-0.png", "1-1.png"]
     assert read_png(out / first["image"]).shape == (8, 6, 3)  # 4×3 crop fit into 8
     with pytest.raises(TypeError, match="lacks"):
         dk.report(setup.store, out, concepts=[SimpleNamespace(layer="x")], progress=False)

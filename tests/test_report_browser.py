@@ -142,6 +142,9 @@ def write_fixture_report(out: Path, count: int = 60, classes: int = 3, page_size
             samples.append({"image": f"concepts/conv2/{ch}-{j}.png", "index": j,
                             "score": 0.5 - j / 10})
         channels.append({"channel": ch, "samples": samples})
+    # a dead channel (deadch additions): no reference sample; an entry found=False is skipped
+    channels.append({"channel": 7, "note": "no relevance on any sample", "samples": [
+        {"image": None, "index": -1, "score": 0, "found": False, "heatmap": None}]})
     finite = [v for v in items["relative_error"] if v is not None]
     counts, edges = np.histogram(finite, bins=10)
     report = {
@@ -298,8 +301,12 @@ def test_report_sections_render(browser, fixture_report):
                                        "[e.textContent, e.title, e.scrollWidth <= e.clientWidth])")
         assert ["cons. error", "conservation error (relative)", True] in cards
         assert all(fits for _, _, fits in cards), cards
-        assert p.locator("#concepts .concept").count() == 2
+        assert p.locator("#concepts .concept").count() == 3
         assert p.locator("#concepts .concept img").count() == 6
+        dead = p.locator('#concepts .concept[data-channel="7"]')
+        assert dead.locator(".concept-note").inner_text() == "no relevance on any sample"
+        assert dead.locator("figure").count() == 0
+        assert p.locator("#concepts .concept-note").count() == 1
         errors = np.array([np.nan if v is None else v for v in data["items"]["relative_error"]])
         lo, hi = np.nanquantile(errors, [0.25, 0.75])
         p.click("#ranges summary")

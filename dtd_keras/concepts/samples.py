@@ -9,6 +9,12 @@ no positive value gives the whole sample. This is zennit-crp's threshold crop
 (``get_crop_range``: relevance above ``crop_th = 0.1`` of the maximum) without its
 Gaussian blur and applied to the whole conditional heatmap of the explained neuron
 rather than to the heatmap of the layer's single most relevant neuron.
+
+**Found.** A reference sample is one whose score is not exactly 0: a channel that is 0 on
+every sample (a dead ReLU channel, or one no relevance reaches) has no reference samples,
+and one that is nonzero on fewer than ``k`` samples has fewer than ``k``. An entry that is
+not one (``found`` False) has index -1, score 0, an all-zero (empty) box, and an empty crop
+and heatmap (no position along the boxed axes).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ReferenceSamples", "crop", "crop_box", "load_reference_samples"]
+__all__ = ["ReferenceSamples", "crop", "crop_box", "empty_box", "load_reference_samples"]
 
 FORMAT = "dtd_keras.reference_samples"
 FORMAT_VERSION = 1
@@ -51,6 +57,13 @@ def crop_box(heatmap: np.ndarray, threshold: float = 0.1) -> np.ndarray:
     return np.array([*starts, *stops], np.int64)
 
 
+def empty_box(sample_shape: tuple) -> np.ndarray:
+    """The all-zero box of a not-found entry for samples of ``sample_shape``: it crops to
+    nothing along the boxed axes (e.g. ``0×0×channels``)."""
+    boxed = len(sample_shape) - 1 if len(sample_shape) >= 3 else len(sample_shape)
+    return np.zeros(2 * boxed, np.int64)
+
+
 def crop(sample: np.ndarray, box: np.ndarray) -> np.ndarray:
     """``sample`` cut to ``box`` (its leading axes; a channel axis is kept whole)."""
     half = len(box) // 2
@@ -63,7 +76,9 @@ class ReferenceSamples:
     """Reference samples of the concepts (channels) of one layer.
 
     Row ``c`` belongs to ``channels[c]``; column ``j`` is its ``j``-th best sample
-    (descending score).
+    (descending score). Where ``found[c, j]`` is False the channel has fewer than ``k``
+    samples of nonzero score and the entry is no sample: index -1, score 0, an all-zero
+    box, an empty crop and heatmap (the module's docstring).
     """
 
     layer: str
@@ -74,9 +89,10 @@ class ReferenceSamples:
     channels: np.ndarray
     """``[C]`` the channels."""
     indices: np.ndarray
-    """``[C, k]`` the reference samples' positions in the data."""
+    """``[C, k]`` the reference samples' positions in the data (-1: not found)."""
     scores: np.ndarray
-    """``[C, k]`` their scores (descending along each row)."""
+    """``[C, k]`` their scores (descending along each row's found entries; 0: not
+    found)."""
     boxes: np.ndarray
     """``[C, k, 2·s]`` the crop boxes in input coordinates: starts then stops (half-open)
     over the sample's ``s`` boxed axes; ``[top, left, bottom, right]`` for images."""
@@ -87,12 +103,25 @@ class ReferenceSamples:
     heatmaps: list[list[np.ndarray]]
     """``heatmaps[c][j]``: the concept's conditional relevance inside the same box (the
     crop's shape; sum its last axis for a 2-D map of an image)."""
+    found: np.ndarray | None = None
+    """``[C, k]`` bool: True where the entry is a reference sample (a nonzero score); the
+    found entries of a row come first. Not given (as in files saved before it existed):
+    ``indices >= 0`` and ``scores != 0``."""
+
+    def __post_init__(self) -> None:
+        indices, scores = np.asarray(self.indices), np.asarray(self.scores)
+        found = ((indices >= 0) & (scores != 0) if self.found is None
+                 else np.asarray(self.found, bool))
+        if found.shape != indices.shape:
+            raise ValueError(f"found has shape {found.shape}; indices have {indices.shape}")
+        object.__setattr__(self, "found", found)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON-ready values (nested lists)."""
         return {"layer": self.layer, "method": self.method,
                 "channels": self.channels.tolist(), "indices": self.indices.tolist(),
-                "scores": self.scores.tolist(), "boxes": self.boxes.tolist(),
+                "scores": self.scores.tolist(), "found": self.found.tolist(),
+                "boxes": self.boxes.tolist(),
                 "crops": [[c.tolist() for c in row] for row in self.crops],
                 "heatmaps": [[h.tolist() for h in row] for row in self.heatmaps]}
 
@@ -105,7 +134,7 @@ class ReferenceSamples:
             raise FileExistsError(f"{path} exists and is not a folder")
         path.mkdir(parents=True, exist_ok=True)
         arrays = {"channels": self.channels, "indices": self.indices, "scores": self.scores,
-                  "boxes": self.boxes}
+                  "found": self.found, "boxes": self.boxes}
         for c, (row, maps) in enumerate(zip(self.crops, self.heatmaps)):
             for j, (piece, heat) in enumerate(zip(row, maps)):
                 arrays[f"crop_{c}_{j}"] = piece
@@ -119,7 +148,8 @@ class ReferenceSamples:
 
     def plot(self, *, heatmaps: bool = True, size: float = 1.2) -> Any:
         """A matplotlib figure: per channel a row of its crops (and, with ``heatmaps``, a
-        row of their conditional heatmaps, red positive, blue negative)."""
+        row of their conditional heatmaps, red positive, blue negative); entries not
+        found stay blank."""
         import matplotlib.pyplot as plt
 
         per = 2 if heatmaps else 1
@@ -129,6 +159,8 @@ class ReferenceSamples:
         for c, channel in enumerate(self.channels):
             for j in range(cols):
                 axis = axes[c * per, j]
+                if not self.found[c, j]:
+                    continue
                 axis.imshow(_displayable(self.crops[c][j]), cmap="gray")
                 axis.set_title(f"#{self.indices[c, j]}: {self.scores[c, j]:.2g}", fontsize=6)
                 if heatmaps:
@@ -159,7 +191,8 @@ def _displayable(piece: np.ndarray) -> np.ndarray:
 
 
 def load_reference_samples(path: str | Path) -> ReferenceSamples:
-    """Read what :meth:`ReferenceSamples.save` wrote to the folder ``path``."""
+    """Read what :meth:`ReferenceSamples.save` wrote to the folder ``path`` (a folder
+    saved before ``found`` existed gets ``found = scores != 0``)."""
     path = Path(path)
     try:
         meta = json.loads((path / _JSON).read_text(encoding="utf-8"))
@@ -174,4 +207,5 @@ def load_reference_samples(path: str | Path) -> ReferenceSamples:
             layer=meta["layer"], method=meta["method"], channels=arrays["channels"],
             indices=arrays["indices"], scores=arrays["scores"], boxes=arrays["boxes"],
             crops=[[arrays[f"crop_{c}_{j}"] for j in range(k)] for c in range(count)],
-            heatmaps=[[arrays[f"heatmap_{c}_{j}"] for j in range(k)] for c in range(count)])
+            heatmaps=[[arrays[f"heatmap_{c}_{j}"] for j in range(k)] for c in range(count)],
+            found=arrays["found"] if "found" in arrays.files else None)

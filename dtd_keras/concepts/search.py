@@ -7,17 +7,29 @@ dataset, in two stages.
    conditional-heatmap call per channel (``explain(x, neuron, condition={layer: [c]})``,
    for the neuron the scores explained) gives the concept's input relevance, and the crop
    around where it is largest (:mod:`.samples`).
+
+**Samples of score 0 are no reference samples.** zennit-crp 0.6 ranks every sample, so a
+channel that is 0 on every sample (a dead ReLU channel; a channel no relevance reaches)
+still gets ``k`` "reference samples" of score 0, in an arbitrary order. Here a sample is a
+reference sample of a channel when its score is not exactly 0 (a negative relevance is a
+real, if odd, reference: the concept spoke against the explained neuron there): per
+channel the ``k`` samples of largest nonzero score, descending. Where a channel has at
+least ``k`` positive scores this is zennit-crp's top-k; otherwise its positive samples
+come first, then its negative ones (zennit-crp puts the samples of score 0 between them),
+and the entries left over are marked not found (:class:`~.samples.ReferenceSamples`'
+``found``), with one ``UserWarning`` naming those channels.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .samples import ReferenceSamples, crop, crop_box
+from .samples import ReferenceSamples, crop, crop_box, empty_box
 from .scores import (
     METHODS,
     REDUCTIONS,
@@ -30,12 +42,36 @@ from .scores import (
 __all__ = ["reference_samples", "top_k"]
 
 
-def top_k(scores: np.ndarray, channels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(indices [C, k], scores [C, k])``: per channel the ``k`` samples of largest score,
-    descending (ties: the earlier sample first)."""
+def top_k(scores: np.ndarray, channels: np.ndarray, k: int
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(indices [C, k], scores [C, k], found [C, k])``: per channel the ``k`` samples of
+    largest nonzero score, descending (ties: the earlier sample first); a channel with
+    fewer nonzero scores gets entries not found (index -1, score 0) after them."""
     picked = np.asarray(scores)[:, channels]  # [N, C]
-    order = np.argsort(-picked, axis=0, kind="stable")[:k].T  # [C, k]
-    return order.astype(np.int64), np.take_along_axis(picked.T, order, axis=1)
+    order = np.lexsort((-picked, picked == 0), axis=0)[:k].T  # [C, k]: score 0 last
+    values = np.take_along_axis(picked.T, order, axis=1)
+    found = values != 0
+    return (np.where(found, order, -1).astype(np.int64), np.where(found, values, 0),
+            found)
+
+
+def _warn_missing(found: np.ndarray, channels: np.ndarray, layer: str, method: str,
+                  count: int) -> None:
+    """One ``UserWarning`` naming the channels with fewer than ``k`` reference samples."""
+    k, hits = found.shape[1], found.sum(axis=1)
+    what = "relevance" if method == "relevance" else "activation"
+    parts = []
+    dead = channels[hits == 0].tolist()
+    if dead:
+        parts.append(f"channels {dead} of {layer} have no {what} on any of the {count} "
+                     "samples (dead?)")
+    few = [(int(c), int(n)) for c, n in zip(channels, hits) if 0 < n < k]
+    if few:
+        parts.append(f"channels {[c for c, _ in few]} of {layer} have nonzero {what} on "
+                     f"only {', '.join(str(n) for _, n in few)} of k={k} samples")
+    if parts:
+        warnings.warn("; ".join(parts) + ": their missing reference samples are marked "
+                      "found=False (index -1, score 0)", UserWarning, stacklevel=3)
 
 
 def _check_options(method: Any, reduce: Any, k: Any, crop_threshold: Any) -> None:
@@ -107,8 +143,10 @@ def reference_samples(analyzer: Any, data: Any, layer: str,
     Returns
     -------
     ReferenceSamples
-        ``indices`` and ``scores`` ``[C, k]`` (descending), ``boxes``, ``crops`` and
-        ``heatmaps`` per channel and sample.
+        ``indices`` and ``scores`` ``[C, k]`` (descending), ``found`` ``[C, k]`` (False
+        where a channel has fewer than ``k`` samples of nonzero score: index -1, score 0,
+        empty box, crop and heatmap; one ``UserWarning`` names those channels),
+        ``boxes``, ``crops`` and ``heatmaps`` per channel and sample.
     """
     _check_options(method, reduce, k, crop_threshold)
     target = target_layer(analyzer, layer)
@@ -117,21 +155,26 @@ def reference_samples(analyzer: Any, data: Any, layer: str,
         analyzer, data, out, target, method=method, reduce=reduce, normalize=normalize,
         neuron=neuron, batch_size=batch_size, chunk_size=chunk_size, resume=resume,
         overwrite=overwrite, progress=progress, pixel_range=pixel_range, k=int(k))
-    indices, scores = top_k(store.array("scores")[...], picked, int(k))
+    indices, scores, found = top_k(store.array("scores")[...], picked, int(k))
+    _warn_missing(found, picked, target.name, method, source.count)
     explained = store.array("neuron")[...]
-    samples = read_samples(store, source, np.unique(indices))
+    samples = read_samples(store, source, np.unique(indices[found])) if found.any() else {}
+    shape = tuple(store.layout.inputs[0])
+    nothing = empty_box(shape)
+    blank = crop(np.zeros(shape, np.float32), nothing)  # the crop of a not-found entry
     boxes, crops, heatmaps = [], [], []
-    for row, channel in zip(indices, picked):
-        x = np.stack([samples[int(i)] for i in row])
-        maps = np.concatenate([
-            analyzer.explain(x[i:i + batch_size], explained[row[i:i + batch_size]],
-                             condition={target.name: [int(channel)]}).relevance[:, 0]
-            for i in range(0, len(row), batch_size)])
+    for row, hit, channel in zip(indices, found, picked):
+        row = row[hit]
+        x = np.stack([samples[int(i)] for i in row]) if len(row) else blank[None]
+        maps = [m for i in range(0, len(row), batch_size) for m in analyzer.explain(
+            x[i:i + batch_size], explained[row[i:i + batch_size]],
+            condition={target.name: [int(channel)]}).relevance[:, 0]]
         row_boxes = [crop_box(m, crop_threshold) for m in maps]
-        boxes.append(row_boxes)
-        crops.append([crop(s, b) for s, b in zip(x, row_boxes)])
-        heatmaps.append([crop(m, b) for m, b in zip(maps, row_boxes)])
+        missing = int(k) - len(row)
+        boxes.append(row_boxes + [nothing] * missing)
+        crops.append([crop(s, b) for s, b in zip(x, row_boxes)] + [blank] * missing)
+        heatmaps.append([crop(m, b) for m, b in zip(maps, row_boxes)] + [blank] * missing)
     return ReferenceSamples(layer=target.name, method=method, channels=picked,
                             indices=indices, scores=scores.astype(np.float32),
                             boxes=np.asarray(boxes, np.int64), crops=crops,
-                            heatmaps=heatmaps)
+                            heatmaps=heatmaps, found=found)

@@ -195,7 +195,10 @@ def concept_sections(concepts: Iterable[Any], out: Path, size: int,
     its pixel range, not the files' pixels; drawn on the report inputs' ``value_range``,
     read the same way, when known, else each crop stretched by itself) and, when the object
     has ``heatmaps`` (the conditional relevance inside each crop), those to
-    ``…/<channel>-<j>-heatmap.png``."""
+    ``…/<channel>-<j>-heatmap.png``. Entries that are no reference sample (``found``
+    False; without ``found``: index < 0 or score 0) are left out, and such a channel gets
+    a ``note`` ("no relevance on any sample", "nonzero relevance on only 2 of k=4
+    samples"; null when it has all ``k``)."""
     found: list[dict] = []
     used: set[str] = set()
     for samples in concepts:
@@ -210,21 +213,28 @@ def concept_sections(concepts: Iterable[Any], out: Path, size: int,
         folder = out / "concepts" / slug
         folder.mkdir(parents=True, exist_ok=True)
         indices, scores = np.asarray(samples.indices), np.asarray(samples.scores)
+        real = getattr(samples, "found", None)
+        real = (indices >= 0) & (scores != 0) if real is None else np.asarray(real, bool)
+        what = "activation" if samples.method == "activation" else "relevance"
         channels = []
         maps = getattr(samples, "heatmaps", None)
         for c, channel in enumerate(np.asarray(samples.channels).tolist()):
-            crops = list(samples.crops[c])
-            paths = [folder / f"{channel}-{j}.png" for j in range(len(crops))]
-            write_pngs([crop_pixels(crop, size, value_range) for crop in crops], paths)
-            heat = [None] * len(crops)
+            shown = [j for j in range(len(samples.crops[c])) if real[c, j]]
+            paths = [folder / f"{channel}-{j}.png" for j in shown]
+            write_pngs([crop_pixels(samples.crops[c][j], size, value_range) for j in shown],
+                       paths)
+            heat = [None] * len(shown)
             if maps is not None:
-                heat = [folder / f"{channel}-{j}-heatmap.png" for j in range(len(crops))]
-                write_pngs([heatmap_pixels(to_maps(np.asarray(m, np.float32)[None]), size)[0]
-                            for m in maps[c]], heat)
-            channels.append({"channel": channel, "samples": [
+                heat = [folder / f"{channel}-{j}-heatmap.png" for j in shown]
+                write_pngs([heatmap_pixels(to_maps(np.asarray(maps[c][j], np.float32)[None]),
+                                           size)[0] for j in shown], heat)
+            k = real.shape[1]
+            note = (None if len(shown) == k else f"no {what} on any sample" if not shown
+                    else f"nonzero {what} on only {len(shown)} of k={k} samples")
+            channels.append({"channel": channel, "note": note, "samples": [
                 {"image": p.relative_to(out).as_posix(), "index": int(indices[c, j]),
-                 "score": float(scores[c, j]),
+                 "score": float(scores[c, j]), "found": True,
                  "heatmap": None if h is None else h.relative_to(out).as_posix()}
-                for j, (p, h) in enumerate(zip(paths, heat))]})
+                for j, p, h in zip(shown, paths, heat)]})
         found.append({"layer": layer, "method": str(samples.method), "channels": channels})
     return found

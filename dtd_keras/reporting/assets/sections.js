@@ -40,20 +40,27 @@
     });
   };
 
-  /* R.concepts into #concepts: per layer, per channel, its reference samples. */
+  /* R.concepts into #concepts: per layer, per channel, its reference samples. A sample
+   * with found === false is no reference sample and is skipped; a channel's `note` (or,
+   * with no sample left, "no relevance on any sample") is shown in .concept-note. */
   P.concepts = function (R, size) {
     var box = $("concepts"), concepts = R.concepts || [];
     if (!concepts.length) return none(box, "No concept reference samples in this report.");
     concepts.forEach(function (c) {
+      var what = c.method === "activation" ? "activation" : "relevance";
       var block = el("div", {className: "concept-layer"}, [el("h3", {text: "Layer " + c.layer + " — " +
-        (c.method === "activation" ? "activation maximization" : "relevance maximization")})]);
+        what + " maximization"})]);
       (c.channels || []).forEach(function (ch) {
-        block.appendChild(el("div", {className: "concept", "data-layer": c.layer, "data-channel": ch.channel}, [
+        var shown = (ch.samples || []).filter(function (s) { return s.found !== false; });
+        var note = ch.note || (shown.length ? null : "no " + what + " on any sample");
+        block.appendChild(el("div", {className: "concept", "data-layer": c.layer, "data-channel": ch.channel,
+                                     "data-found": shown.length}, [
           el("div", {className: "channel", text: "channel " + ch.channel}),
-          el("div", {className: "samples"}, (ch.samples || []).map(function (s) {
+          shown.length ? el("div", {className: "samples"}, shown.map(function (s) {
             return el("figure", {}, [P.image(s.image, "sample " + s.index, "concept-image", size),
                                      el("figcaption", {text: "#" + s.index + " · " + fmt(s.score)})]);
-          }))]));
+          })) : null,
+          note ? el("p", {className: "empty concept-note", text: note}) : null]));
       });
       box.appendChild(block);
     });
