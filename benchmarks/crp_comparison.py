@@ -330,13 +330,22 @@ def our_scores(analyzer: Any, model: Any, x: np.ndarray, labels: np.ndarray, met
 def agreement(ours: tuple[np.ndarray, np.ndarray], theirs: tuple[np.ndarray, np.ndarray],
               k: int) -> dict:
     """Per channel: the same top-k index set?, and the largest relative score difference over
-    the k ranks (relative to the channel's best score)."""
+    the k ranks (relative to the channel's best score).
+
+    Where a channel has fewer than k samples of positive score, zennit-crp fills its top-k
+    with arbitrary samples of score 0 (ties), which ``reference_samples`` does not report
+    (``found`` False, index -1): there only the positive-score samples are compared."""
     our_indices, our_scores_ = ours  # [C, k]
     crp_indices, crp_scores = theirs[0][:k].T, theirs[1][:k].T  # [C, k]
-    same = [set(a.tolist()) == set(b.tolist()) for a, b in zip(our_indices, crp_indices)]
+    full = np.all(crp_scores > 0, axis=1)  # channels with k positive-score samples
+    same = [set(a.tolist()) == set(b.tolist()) if whole
+            else set(a[s > 0].tolist()) == set(b[t > 0].tolist())
+            for a, b, s, t, whole in zip(our_indices, crp_indices, our_scores_, crp_scores, full)]
     scale = np.abs(crp_scores).max(1, keepdims=True)
-    difference = np.abs(our_scores_ - crp_scores) / np.where(scale == 0, 1.0, scale)
+    compared = np.where((crp_scores > 0) | full[:, None], our_scores_ - crp_scores, 0.0)
+    difference = np.abs(compared) / np.where(scale == 0, 1.0, scale)
     return {"channels": len(same), "same_sets": int(sum(same)),
+            "fewer_than_k": int((~full).sum()),
             "different": [c for c, s in enumerate(same) if not s],
             "same_order": int(sum(np.array_equal(a, b)
                                   for a, b in zip(our_indices, crp_indices))),
