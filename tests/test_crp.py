@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 from reference import constant_rule, reference_relevance
+from small_nets import bias_free_cnn
 
 import dtd_keras as dk
 
@@ -21,17 +22,7 @@ L = keras.layers
 def crp():
     """A bias-free ReLU CNN (non-negative output weights: the top logit is positive, so
     DTD conserves), its DTD and LRP-ε analyzers, and inputs."""
-    keras.utils.set_random_seed(7)
-    model = keras.Sequential([
-        keras.Input((7, 7, 1)),
-        L.Conv2D(3, 3, activation="relu", use_bias=False, name="conv1"),
-        L.Conv2D(4, 3, activation="relu", use_bias=False, name="conv2"),
-        L.MaxPooling2D(name="pool"),
-        L.Flatten(name="flat"),
-        L.Dense(3, use_bias=False, name="out"),
-    ], name="crp_cnn")
-    out = model.get_layer("out")
-    out.set_weights([np.abs(out.get_weights()[0])])
+    model = bias_free_cnn(7, 7, (3, 4), (), 3, "crp_cnn")
     x = np.random.default_rng(1).normal(size=(2, 7, 7, 1)).astype("float32")
     return model, {"dtd": dk.DTD(model), "lrp": dk.LRP(model, rule=dk.rules.Epsilon(0.1))}, x
 

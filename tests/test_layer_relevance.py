@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from reference import reference_relevance
+from small_nets import bias_free_cnn, positive_top
 
 import dtd_keras as dk
 from dtd_keras.engine.layer_relevance import unknown_layers
@@ -17,26 +18,8 @@ from dtd_keras.engine.layer_relevance import unknown_layers
 L = keras.layers
 
 
-def _positive_top(model: keras.Model) -> keras.Model:
-    """Non-negative output weights: the logits of the (ReLU) hidden layers are >= 0, so
-    the top logit is positive and DTD conserves it."""
-    out = model.get_layer("out")
-    out.set_weights([np.abs(out.get_weights()[0])])
-    return model
-
-
 def _cnn() -> keras.Model:
-    keras.utils.set_random_seed(3)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        L.Conv2D(4, 3, activation="relu", use_bias=False, name="conv1"),
-        L.Conv2D(5, 3, activation="relu", use_bias=False, name="conv2"),
-        L.MaxPooling2D(name="pool"),
-        L.Flatten(name="flat"),
-        L.Dense(6, activation="relu", use_bias=False, name="fc"),
-        L.Dense(3, use_bias=False, name="out"),
-    ], name="cnn")
-    return _positive_top(model)
+    return bias_free_cnn(3, 8, (4, 5), (6,), 3, "cnn")
 
 
 def _mlp() -> keras.Model:
@@ -47,7 +30,7 @@ def _mlp() -> keras.Model:
         L.Dense(6, activation="relu", use_bias=False, name="h2"),
         L.Dense(3, activation="softmax", use_bias=False, name="out"),
     ], name="mlp")
-    return _positive_top(model)
+    return positive_top(model)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +79,7 @@ def _two_branches() -> keras.Model:
     a = L.Dense(4, activation="relu", use_bias=False, name="a")(h)
     b = L.Dense(4, activation="relu", use_bias=False, name="b")(h)
     out = L.Dense(2, use_bias=False, name="out")(L.Add(name="add")([a, b]))
-    return _positive_top(keras.Model(inp, out))
+    return positive_top(keras.Model(inp, out))
 
 
 def test_a_branching_layer_holds_both_branches_relevance():
