@@ -120,6 +120,7 @@ def synthetic_text(n: int, rng: np.random.Generator):
 
 
 def train(model: keras.Model, x, y, epochs: int, seed: int) -> None:
+    """Fit ``model`` (Adam, cosine decay, batch 64)."""
     keras.utils.set_random_seed(seed)
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, epochs * -(-len(x) // 64))
     model.compile(optimizer=keras.optimizers.Adam(schedule),
@@ -130,6 +131,14 @@ def train(model: keras.Model, x, y, epochs: int, seed: int) -> None:
 
 def accuracy(model: keras.Model, x, y) -> float:
     return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
+
+
+def trained(model: keras.Model, train_set, valid_set, epochs: int, seed: int) -> dict:
+    """Train ``model`` on ``train_set`` and return its training time and the accuracy on
+    ``valid_set`` (both ``(x, y)``): the start of a task's result."""
+    start = time.perf_counter()
+    train(model, *train_set, epochs, seed)
+    return {"train_seconds": time.perf_counter() - start, "accuracy": accuracy(model, *valid_set)}
 
 
 def explain_all(model: keras.Model, x, methods):
@@ -155,10 +164,7 @@ def token_map(explanation) -> np.ndarray:
 def run_vit(args, rng) -> dict:
     (xt, yt), (xv, yv) = mnist(rng)
     model = build_vit()
-    start = time.perf_counter()
-    train(model, xt, yt, args.vit_epochs, args.seed)
-    result = {"train_seconds": time.perf_counter() - start,
-              "accuracy": accuracy(model, xv, yv)}
+    result = trained(model, (xt, yt), (xv, yv), args.vit_epochs, args.seed)
     x = xv[:args.samples]
     maps, seconds = explain_all(model, x, [*args.methods, *args.vit_methods])
     result["methods"] = {}
@@ -175,10 +181,7 @@ def run_text(args, rng) -> dict:
     xt, yt = synthetic_text(4000, rng)
     xv, yv = synthetic_text(1000, rng)
     model = build_text()
-    start = time.perf_counter()
-    train(model, xt, yt, args.text_epochs, args.seed)
-    result = {"train_seconds": time.perf_counter() - start,
-              "accuracy": accuracy(model, xv, yv)}
+    result = trained(model, (xt, yt), (xv, yv), args.text_epochs, args.seed)
     x = xv[:args.samples]
     marker = np.isin(x, MARKERS)
     maps, seconds = explain_all(model, x, args.methods)
