@@ -6,7 +6,10 @@
 =================  ==============================================================
 module             job
 =================  ==============================================================
-``writer``         :func:`report`: out checks, the manifest, the data files
+``writer``         :func:`report`: opens the store, draws thumbnails and mean maps,
+                   writes the data files
+``folder``         the folder ``out``: its layout and checks, the manifest of which
+                   thumbnails a rerun keeps, the page's files (copy / remove)
 ``tables``         the gallery's rows and columns, fields, histograms, ``window.X``
 ``thumbnails``     heatmap / input thumbnails, mean maps, crops (PNG, numpy only)
 ``inputs``         the data behind a store, read again for input thumbnails

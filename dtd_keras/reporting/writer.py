@@ -1,26 +1,14 @@
 """:func:`report`: a results store → a static HTML site that opens from disk.
 
-Layout of ``out/`` (the contract with the page, ``assets/``)::
-
-    index.html, assets/…            the page, copied from dtd_keras/reporting/assets/
-    data/report.js                  window.DTD_REPORT = {...};  (everything but the rows)
-    data/items.js                   window.DTD_ITEMS = {...};   (columnar: one list per field)
-    data/manifest.json              what the thumbnails were made from (reruns keep them)
-    thumbs/<row // 1000>/<row>-heatmap.png
-    thumbs/<sample // 1000>/<sample>-input.png   (one per sample: row // K with neuron="all")
-    means/<class>-heatmap.png, means/<class>-input.png
-    concepts/<layer>/<channel>-<j>.png
-
-Thumbnails are written once: a rerun into the same ``out`` rewrites only the shards of
-1,000 rows whose chunks changed (a resumed partial store), and none for the same store;
-another store (or other data, thumbnail size) rewrites them all.
+It opens the store, checks everything given, draws the thumbnails of the shards that
+:class:`~dtd_keras.reporting.folder.Manifest` says are not kept (and the per-class means),
+then writes the data files and copies the page. The folder's layout, its checks and what
+a rerun keeps: :mod:`dtd_keras.reporting.folder`.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
 import os
 import shutil
 import warnings
@@ -31,6 +19,18 @@ from typing import Any
 import numpy as np
 
 from . import tables, thumbnails
+from .folder import (
+    FORMAT,
+    SHARD,
+    VERSION,
+    Manifest,
+    check_out,
+    copy_assets,
+    digest,
+    read_manifest,
+    remove_ours,
+    shard_states,
+)
 from .inputs import open_inputs
 from .sections import (
     as_list,
@@ -41,64 +41,6 @@ from .sections import (
 )
 
 __all__ = ["SHARD", "report"]
-
-SHARD = 1000
-"""Thumbnails per folder ``thumbs/<shard>/``."""
-_FORMAT = "dtd_keras.report"
-_VERSION = 1
-_OURS = ("index.html", "assets", "data", "thumbs", "means", "concepts")
-_ASSETS = Path(__file__).resolve().parent / "assets"
-
-
-# ------------------------------------------------------------------- out and manifest
-def _manifest(out: Path) -> dict | None:
-    try:
-        found = json.loads((out / "data" / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, dict) and found.get("format") == _FORMAT else None
-
-
-def _check_out(out: Path, store: Path, overwrite: bool) -> None:
-    real, home = Path(os.path.realpath(out)), Path(os.path.realpath(store))
-    if real == home or home in real.parents:
-        raise ValueError(f"out {out} lies inside the results store {store}; write the report "
-                         "outside it (the store holds only its own files)")
-    if real in home.parents:
-        raise ValueError(f"out {out} contains the results store {store}; choose a folder "
-                         "outside it (e.g. next to the store)")
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"out {out} is a file, not a folder")
-    if (out.is_dir() and any(out.iterdir()) and _manifest(out) is None and not overwrite):
-        raise FileExistsError(f"out {out} is not empty and holds no earlier report; choose a "
-                              "new or empty folder, or pass overwrite=True (--overwrite) to "
-                              "write the report's files there (other files stay)")
-
-
-def _remove_ours(out: Path) -> None:
-    for name in _OURS:
-        entry = out / name
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        elif entry.exists() or entry.is_symlink():
-            entry.unlink()
-
-
-def _copy_assets(out: Path) -> None:
-    if not _ASSETS.is_dir():
-        return
-    for source in sorted(_ASSETS.rglob("*")):
-        if not source.is_file() or source.name.startswith(".") or source.suffix == ".py":
-            continue
-        relative = source.relative_to(_ASSETS)
-        target = out / relative if relative.as_posix() == "index.html" else (
-            out / "assets" / relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-
-
-def _hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # ------------------------------------------------------------------- opening
@@ -136,20 +78,6 @@ def _class_keys(results: Any, table: dict[str, np.ndarray]) -> np.ndarray:
             keys = np.where(table["label"] == keys, keys, -1)
         return keys
     return (table["label"] if "label" in table else table["neuron"]).astype(np.int64)
-
-
-def _shard_states(results: Any, shards: np.ndarray) -> dict[str, str]:
-    """Per shard, a hash of its chunks' commit digests (None for chunks not done)."""
-    done = results._checked[0]
-    per = results.classes or 1
-    chunk = results.layout.chunk_size
-    states = {}
-    for shard in shards.tolist():
-        first = shard * SHARD // per
-        last = min((shard + 1) * SHARD - 1, len(results) * per - 1) // per
-        states[str(shard)] = _hash([done.get(c) for c in range(first // chunk,
-                                                                last // chunk + 1)])
-    return states
 
 
 # ------------------------------------------------------------------- thumbnails and means
@@ -300,7 +228,7 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
         raise ValueError(f"thumb_size must be an integer from 8 to 1024, got {thumb_size!r}")
     opened = _open(results, allow_partial)
     out = Path(out)
-    _check_out(out, opened.path, overwrite)
+    check_out(out, opened.path, overwrite)
     # everything given is checked (and concepts loaded) before anything is written
     inputs = open_inputs(data, opened)
     concepts = load_concepts(as_list(concepts, "concepts"))
@@ -315,68 +243,48 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
         classes = int(np.nanmax(table["neuron"])) + 1
     names = tables.class_names(class_names, int(classes or 0))
 
-    previous = _manifest(out) or {}
+    previous = read_manifest(out) or {}
     if inputs is None and previous.get("inputs"):
         warnings.warn(f"the earlier report in {out} has input thumbnails, but this one has "
                       "none: no data= (--data) was given and the store records no data "
                       "that still fits it, so they are removed; pass data= (--data) with "
                       "the data the store explained to keep them", stacklevel=2)
     if overwrite:
-        _remove_ours(out)
+        remove_ours(out)
         previous = {}
     out.mkdir(parents=True, exist_ok=True)
 
     shards = np.unique(row // SHARD)
-    states = _shard_states(opened, shards)
+    states = shard_states(opened, shards)
     value_range = None
     if inputs is not None:
         value_range = (previous.get("value_range") if previous.get("inputs")
                        == inputs.signature else None)
         value_range = value_range or thumbnails.value_range(inputs.read(0, min(
             SHARD, len(opened))))
-    base = {"format": _FORMAT, "version": _VERSION, "created": metadata.get("created"),
-            "identity": _hash(identity), "thumb_size": thumb_size, "shard": SHARD,
+    base = {"format": FORMAT, "version": VERSION, "created": metadata.get("created"),
+            "identity": digest(identity), "thumb_size": thumb_size, "shard": SHARD,
             "inputs": None if inputs is None else inputs.signature, "input_per": "sample",
             "value_range": None if value_range is None else list(value_range)}
-    if any(previous.get(k) != v for k, v in base.items()):
-        previous = {}
-        for name in ("thumbs", "means"):
-            shutil.rmtree(out / name, ignore_errors=True)
-    kept = previous.get("shards", {})
-    todo = {int(s) for s, state in states.items() if kept.get(s) != state}
-    means_state = _hash(states)
     group = "label" if "label" in table else "neuron"
-    redo_means = (previous.get("means_state") != means_state
-                  or previous.get("class_names") != names
-                  or any(m.get("group") != group for m in previous.get("class_means", [])))
-    manifest = {**base, "store": str(opened.path.resolve()), "shards": dict(kept),
-                "class_names": names}
-    for shard in todo:
-        manifest["shards"].pop(str(shard), None)
-    manifest.pop("means_state", None)
-    written = [0]
-
-    def on_shard(shard: int) -> None:
-        manifest["shards"][str(shard)] = states[str(shard)]
-        written[0] += 1
-        if written[0] % 10 == 0:
-            _save(out, manifest)
+    manifest = Manifest(out, previous, base, states, store=str(opened.path.resolve()),
+                        names=names, group=group)
 
     (out / "data").mkdir(exist_ok=True)
-    _save(out, manifest)
-    means = _Means() if redo_means else None
-    _thumbnails(opened, inputs, table, out, thumb_size, todo, means, value_range, progress,
-                on_shard)
+    manifest.save()
+    means = _Means() if manifest.redo_means else None
+    _thumbnails(opened, inputs, table, out, thumb_size, manifest.todo, means, value_range,
+                progress, manifest.shard_done)
     class_means = (means.write(out, 2 * thumb_size, names, value_range, group) if means
-                   else previous.get("class_means", []))
-    manifest.update(means_state=means_state, class_means=class_means)
+                   else manifest.previous_means)
+    manifest.means_done(class_means)
 
     shutil.rmtree(out / "concepts", ignore_errors=True)
     concept_list = concept_sections(concepts, out, thumb_size, value_range)
     heat_shape = thumbnails.fit_size(thumbnails.to_maps(np.zeros(
         (1, *opened.layout.inputs[0]), np.float32)).shape[1:], thumb_size)
     info = {
-        "version": _VERSION,
+        "version": VERSION,
         "title": f"dtd_keras report: {opened.path.name}",
         "created": datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%dT%H:%M:%SZ"),
@@ -397,13 +305,7 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
     }
     tables.write_js(out / "data" / "items.js", "DTD_ITEMS", table=table)
     tables.write_js(out / "data" / "report.js", "DTD_REPORT", info)
-    _copy_assets(out)
-    _save(out, manifest)
+    copy_assets(out)
+    manifest.save()
     return out / "index.html"
 
-
-def _save(out: Path, manifest: dict) -> None:
-    path = out / "data" / "manifest.json"
-    temporary = path.with_name(f".manifest.{os.getpid()}.partial")
-    temporary.write_text(json.dumps(tables.clean(manifest), indent=1), encoding="utf-8")
-    os.replace(temporary, path)
