@@ -444,3 +444,16 @@ def test_cli_report_without_tensorflow(setup, store_copy, tmp_path, capsys):
     assert main(["report", str(store_copy), "--out", str(tmp_path / "o2"), "-q",
                  "--allow-partial"]) == 0
     assert read_js(tmp_path / "o2" / "data" / "report.js", "DTD_REPORT")["count"] == N - 8
+
+
+def test_data_with_nan_is_refused_and_the_next_run_is_not_blocked(setup, tmp_path):
+    """Data holding NaN cannot be what the store explained (analyze_dataset refuses it):
+    refused by name, and the folder left behind is an earlier report that a run with the
+    right data completes."""
+    out = tmp_path / "out"
+    bad = setup.x.copy()
+    bad[N - 1, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=f"sample {N - 1} holds NaN or infinite values"):
+        dk.report(setup.store, out, data=bad, thumb_size=8, progress=False)
+    dk.report(setup.store, out, data=setup.x, thumb_size=8, progress=False)
+    assert sum(name.endswith("-input.png") for name in thumbs(out)) == N

@@ -31,6 +31,17 @@ class Inputs:
     """What the data is (for the report's manifest: other data → other thumbnails)."""
 
     def read(self, start: int, stop: int) -> np.ndarray:
+        """The samples; ``ValueError`` when one is not finite (the store's samples were:
+        analyze_dataset refuses NaN and infinities, so this is other data)."""
+        batch = self._read(start, stop)
+        bad = ~np.isfinite(batch.reshape(len(batch), -1)).all(axis=1)
+        if bad.any():
+            raise ValueError(f"data: sample {start + int(np.argmax(bad))} holds NaN or infinite "
+                             "values, which the store's samples did not (analyze_dataset "
+                             "refuses them); give the data the store was written from")
+        return batch
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -41,7 +52,7 @@ class _Arrays(Inputs):
         self.signature = {"kind": "arrays", "shape": [int(n) for n in array.shape],
                           "head": hashlib.sha256(head.tobytes()).hexdigest()}
 
-    def read(self, start: int, stop: int) -> np.ndarray:
+    def _read(self, start: int, stop: int) -> np.ndarray:
         return np.asarray(self.array[start:stop], dtype=np.float32)
 
 
@@ -57,7 +68,7 @@ class _Folder(Inputs):
         self.signature = {"kind": "folder", "path": str(folder.resolve()),
                           "files": self.digest}
 
-    def read(self, start: int, stop: int) -> np.ndarray:
+    def _read(self, start: int, stop: int) -> np.ndarray:
         from ..reading import read_inputs
 
         batch, _ = read_inputs([str(f) for f in self.files[start:stop]], self.shape,
