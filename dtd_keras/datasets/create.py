@@ -214,7 +214,7 @@ def prepare(path: Path, identity: dict, layout: Layout, *, resume: bool, overwri
         if stored is None:
             raise FileExistsError(
                 f"{path} exists and is not a dtd_keras results store (no '{FORMAT}' metadata "
-                "in its zarr.json); analyze_dataset never replaces anything else, also not "
+                "in its zarr.json); a results store never replaces anything else, also not "
                 "with overwrite=True: choose another out (a new or empty folder)")
         held, wanted = _kind(stored.get("layout")), _kind(layout.to_json())
         if held != wanted:
