@@ -50,9 +50,11 @@ pass, so every modelled layer shapes the maps.
 
 Modules: :mod:`.layer` (the relevance model as a Keras layer, :func:`r_squared`,
 :func:`r_squared_of_totals`), :mod:`.placement` (which layers, their shapes),
-:mod:`.steps` (how it replaces a layer's rule in the backward pass), :mod:`.fitting`
-(held-out split, seeded training, the R²s), :mod:`.saving` (the ``.npz`` file, read
-back checked), :mod:`.arguments` (argument checks), :mod:`.analyzer` (:class:`MinMaxDTD`).
+:mod:`.steps` (how it replaces a layer's rule in the backward pass), :mod:`.collecting`
+(the ``(x, R, context)`` the fit reads, collected in batches; :math:`\hat R` on them),
+:mod:`.fitting` (held-out split, seeded training, the R²s), :mod:`.saving` (the ``.npz``
+file, read back checked), :mod:`.arguments` (argument checks), :mod:`.analyzer`
+(:class:`MinMaxDTD`).
 """
 
 from __future__ import annotations

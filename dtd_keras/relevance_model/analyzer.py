@@ -15,11 +15,11 @@ import tensorflow as tf
 from ..analyzers import DTD
 from ..engine.domains import REAL
 from ..engine.neurons import parse_neurons
-from ..errors import NumericalError
 from ..explanation import Explanation
 from ..layers.base import LayerRelevance
 from . import fitting, saving
 from .arguments import integer, real
+from .collecting import Collector, predict
 from .layer import MinMaxRelevance, NotFittedError
 from .placement import check_layer, context_size, default_layers, make_model, upper_step
 from .saving import domain_config, domain_from_config
@@ -96,8 +96,7 @@ class MinMaxDTD(DTD):
         self.r2_totals: dict[str, float] = {}
         self.history: dict[str, dict] = {}
         super().__init__(model, input_domain=input_domain, **options)
-        self._collect = tf.function(self._collect_graph, autograph=False)
-        self._collect_concrete: dict[tuple[str, ...], Any] = {}
+        self._collector = Collector(self)
 
     # ------------------------------------------------------------------ building
     def _finish_build(self) -> None:
@@ -148,29 +147,6 @@ class MinMaxDTD(DTD):
         return super()._relevance_graph(inputs, neuron, inspect, layers,
                                         layer_inputs=layer_inputs)
 
-    def _collect_graph(self, inputs: tuple, neuron: tf.Tensor, active: tuple[str, ...]):
-        """(x, R, context) at each chosen layer: the backward pass through the relevance
-        models of the ``active`` layers, training-free DTD everywhere else. x (the values
-        the layer reads) and R (the relevance at its output) come from the layer hook
-        (``explain``'s ``layers=``, ``layer_inputs=True``) in the same pass; the context
-        is what the :class:`ContextRecorder` above noted on the way down."""
-        self._mode, self._active = "collect", frozenset(active)
-        try:
-            out, _, _ = self._relevance_graph(inputs, neuron, layers=tuple(self.layers),
-                                              layer_inputs=True)
-            context = dict(self._trace_context)
-        finally:
-            self._mode, self._active = "model", frozenset()
-        # the outputs: the maps and shares, each layer's output relevance, what it hands
-        # down to its one input, then that input's value
-        below, count = len(out) - 3 * len(self.layers), len(self.layers)
-        maps, relevance, values = out[:below], out[below:below + count], out[below + 2 * count:]
-        # an overflowing denominator makes the maps NaN (the check is deferred to the end
-        # of the pass), not the values read on the way: report it with them
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(m)) for m in maps])
-        return tuple((values[i], relevance[i], context[name])
-                     for i, name in enumerate(self.layers)), finite
-
     def _neurons(self, neuron: Any, n: int, what: str) -> np.ndarray:
         """One explained neuron per sample of ``what`` (``n`` samples), as indices."""
         chosen = parse_neurons(neuron, n, self.output_size)
@@ -179,42 +155,6 @@ class MinMaxDTD(DTD):
                              f"{what} got neuron of shape {chosen.shape} ('all' or [batch, K] "
                              "are for explain)")
         return chosen
-
-    def _collect_arrays(self, arrays: list[np.ndarray], chosen: np.ndarray, batch_size: int,
-                        active: tuple[str, ...] = ()
-                        ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        if active not in self._collect_concrete:
-            self._collect_concrete[active] = self._collect.get_concrete_function(
-                self.input_specs, tf.TensorSpec((None,), tf.int32), active)
-        collect = self._collect_concrete[active]
-        n = arrays[0].shape[0]
-        parts: list[tuple] = []
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            out, finite = collect(
-                tuple(tf.constant(a[start:stop]) for a in arrays),
-                tf.constant(chosen[start:stop]), active)
-            if not bool(finite):
-                raise NumericalError(
-                    f"the training-free relevance of samples {start}–{stop - 1} is not "
-                    "finite (a rule's denominators overflow float32, or the weights hold "
-                    "NaN); cannot fit a relevance model to it")
-            parts.append(tuple(tuple(t.numpy() for t in layer) for layer in out))
-        result = {}
-        for i, name in enumerate(self.layers):
-            x, r, c = (np.concatenate([p[i][j] for p in parts]) for j in range(3))
-            if not (np.all(np.isfinite(r)) and np.all(np.isfinite(c))):
-                raise ValueError(f"the training-free relevance at layer '{name}' has NaN or "
-                                 "infinite values; cannot fit a relevance model to it")
-            result[name] = (x, r, c)
-        return result
-
-    def _predict(self, name: str, x: np.ndarray, context: np.ndarray,
-                 batch_size: int = 256) -> np.ndarray:
-        model = self.relevance_models[name]
-        return np.concatenate([
-            keras.ops.convert_to_numpy(model([x[i:i + batch_size], context[i:i + batch_size]]))
-            for i in range(0, len(x), batch_size)]) if len(x) else np.zeros((0,))
 
     def fit(self, x: Any, *, neuron: Any = None, validation_data: Any = None,
             validation_neuron: Any = None, validation_split: float = 0.2, epochs: int = 30,
@@ -278,10 +218,10 @@ class MinMaxDTD(DTD):
         fitted: tuple[str, ...] = ()
         for name in self._fit_order:  # top-down: the models above are used
             i = self.layers.index(name)
-            xs, rs, cs = self._collect_arrays(train, train_neuron, collect_batch_size,
-                                              fitted)[name]
-            hx, hr, hc = self._collect_arrays(held, held_neuron, collect_batch_size,
-                                              fitted)[name]
+            xs, rs, cs = self._collector.arrays(train, train_neuron, collect_batch_size,
+                                                fitted)[name]
+            hx, hr, hc = self._collector.arrays(held, held_neuron, collect_batch_size,
+                                                fitted)[name]
             if not np.any(rs):
                 raise ValueError(f"the relevance arriving at layer '{name}' is zero for "
                                  "every training sample; there is nothing to fit")
@@ -292,7 +232,7 @@ class MinMaxDTD(DTD):
                 batch_size=batch_size, learning_rate=learning_rate, verbose=verbose,
                 seed=seed + 2 * i)
             self.r2[name], self.r2_totals[name] = fitting.score(
-                name, hr, self._predict(name, hx, hc))
+                name, hr, predict(self.relevance_models[name], hx, hc))
             fitted += (name,)
         self.r2 = {name: self.r2[name] for name in self.layers}
         self.r2_totals = {name: self.r2_totals[name] for name in self.layers}
@@ -308,9 +248,10 @@ class MinMaxDTD(DTD):
         self._require_fitted()
         arrays = self.check_inputs(x)
         chosen = self._neurons(neuron, arrays[0].shape[0], "x")
-        data = self._collect_arrays(arrays, chosen, integer(batch_size, "batch_size"),
-                                    tuple(self.layers))
-        return {name: (r, self._predict(name, xs, cs)) for name, (xs, r, cs) in data.items()}
+        data = self._collector.arrays(arrays, chosen, integer(batch_size, "batch_size"),
+                                      tuple(self.layers))
+        return {name: (r, predict(self.relevance_models[name], xs, cs))
+                for name, (xs, r, cs) in data.items()}
 
     def _require_fitted(self) -> None:
         if not self.fitted:
