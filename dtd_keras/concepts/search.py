@@ -155,7 +155,9 @@ def reference_samples(analyzer: Any, data: Any, layer: str,
         analyzer, data, out, target, method=method, reduce=reduce, normalize=normalize,
         neuron=neuron, batch_size=batch_size, chunk_size=chunk_size, resume=resume,
         overwrite=overwrite, progress=progress, pixel_range=pixel_range, k=int(k))
-    indices, scores, found = top_k(store.array("scores")[...], picked, int(k))
+    # only the asked channels' columns are read (N × C would be every channel's scores)
+    columns, where = np.unique(picked, return_inverse=True)
+    indices, scores, found = top_k(store.array("scores").oindex[:, columns], where, int(k))
     _warn_missing(found, picked, target.name, method, source.count)
     explained = store.array("neuron")[...]
     samples = read_samples(store, source, np.unique(indices[found])) if found.any() else {}

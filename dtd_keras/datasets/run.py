@@ -181,11 +181,9 @@ def _commit(store: Store, chunk: Chunk, digest: int, maps: list[np.ndarray],
             neuron: np.ndarray, logit: np.ndarray, rtol: float) -> None:
     """Properties, then every array of the chunk, then its marker (in the writer thread)."""
     layout = store.layout
+    # a store with a payload (e.g. per-channel scores) has no relevance and no properties
     values = {name: m.astype(layout.dtype, copy=False)
-              for name, m in zip(layout.relevance_names, maps)}
-    if layout.payload is not None:  # e.g. per-channel scores: no relevance, no properties
-        values = {name: m.astype(layout.dtype, copy=False)
-                  for name, m in zip(layout.payload, maps)}
+              for name, m in zip(layout.payload or layout.relevance_names, maps)}
     values.update(neuron=neuron, logit=logit,
                   index=np.arange(chunk.start, chunk.start + len(chunk), dtype=np.int64),
                   **({} if layout.payload is not None

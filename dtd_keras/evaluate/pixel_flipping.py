@@ -60,6 +60,18 @@ class DeletionCurves:
     aopc_random_curve: np.ndarray
     neuron: np.ndarray
 
+    @staticmethod
+    def _fields(curves: np.ndarray, random_curves: np.ndarray,
+                neuron: np.ndarray) -> dict[str, Any]:
+        """The fields above from the per-sample MoRF and random curves ``(N, steps + 1)``."""
+        per_sample, aopc_curve = _aopc(curves)
+        random_per_sample, random_aopc_curve = _aopc(random_curves)
+        return dict(aopc=float(per_sample.mean()), aopc_random=float(random_per_sample.mean()),
+                    curve=curves.mean(axis=0), random_curve=random_curves.mean(axis=0),
+                    curves=curves, random_curves=random_curves, aopc_per_sample=per_sample,
+                    aopc_random_per_sample=random_per_sample, aopc_curve=aopc_curve,
+                    aopc_random_curve=random_aopc_curve, neuron=neuron)
+
     def _headline(self) -> dict[str, Any]:
         return {"aopc": self.aopc, "aopc_random": self.aopc_random,
                 "curve": self.curve.tolist(), "random_curve": self.random_curve.tolist()}
@@ -289,14 +301,8 @@ def pixel_flipping(model: Any, x: Any, relevance: Any, *, neuron: Any = None,
         morf_runs.append(run(morf, replacement))
         random_runs.append(run(shuffled, replacement))
     curves, random_curves = np.mean(morf_runs, axis=0), np.mean(random_runs, axis=0)
-    per_sample, aopc_curve = _aopc(curves)
-    random_per_sample, random_aopc_curve = _aopc(random_curves)
     return PixelFlipping(
-        aopc=float(per_sample.mean()), aopc_random=float(random_per_sample.mean()),
-        curve=curves.mean(axis=0), random_curve=random_curves.mean(axis=0),
-        curves=curves, random_curves=random_curves, aopc_per_sample=per_sample,
-        aopc_random_per_sample=random_per_sample, aopc_curve=aopc_curve,
-        aopc_random_curve=random_aopc_curve, neuron=chosen, patch_size=patch,
+        **PixelFlipping._fields(curves, random_curves, chosen), patch_size=patch,
         steps=steps, perturbation=perturbation if isinstance(perturbation, str)
         else float(perturbation), seeds=seeds)
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..explanation import Explanation
 from ._common import LogitFunction, figure, positive_int
-from .pixel_flipping import DeletionCurves, _aopc, _seed_tuple
+from .pixel_flipping import DeletionCurves, _seed_tuple
 
 __all__ = ["TokenDeletion", "token_deletion"]
 
@@ -157,12 +157,5 @@ def token_deletion(model: Any, tokens: Any, relevance: Any, *, replace_id: int =
         noise = np.where(kept, np.inf, rng.uniform(size=(n, length)))
         random_runs.append(run(np.argsort(noise, axis=1)[:, :steps]))
     random_curves = np.mean(random_runs, axis=0)
-    per_sample, aopc_curve = _aopc(curves)
-    random_per_sample, random_aopc_curve = _aopc(random_curves)
-    return TokenDeletion(
-        aopc=float(per_sample.mean()), aopc_random=float(random_per_sample.mean()),
-        curve=curves.mean(axis=0), random_curve=random_curves.mean(axis=0), curves=curves,
-        random_curves=random_curves, aopc_per_sample=per_sample,
-        aopc_random_per_sample=random_per_sample, aopc_curve=aopc_curve,
-        aopc_random_curve=random_aopc_curve, neuron=chosen, steps=steps,
-        replace_id=int(replace_id), seeds=seeds)
+    return TokenDeletion(**TokenDeletion._fields(curves, random_curves, chosen), steps=steps,
+                         replace_id=int(replace_id), seeds=seeds)

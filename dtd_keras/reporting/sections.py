@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .tables import clean
+from .tables import clean, write_atomic
 from .thumbnails import crop_pixels, heatmap_pixels, to_maps, write_pngs
 
 __all__ = ["ATTACHMENTS", "as_list", "attach", "attachments", "concept_sections",
@@ -64,9 +64,7 @@ def attach(store: str | os.PathLike, result: Any, name: str | None = None) -> Pa
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
               "data": data}
     target = folder / f"{name}.json"
-    temporary = folder / f".{name}.{os.getpid()}.partial"
-    temporary.write_text(json.dumps(record, allow_nan=False, default=str), encoding="utf-8")
-    os.replace(temporary, target)
+    write_atomic(target, json.dumps(record, allow_nan=False, default=str))
     return target
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["NUMBER_FIELDS", "class_names", "columns", "describe_analyzer", "fields",
-           "histograms", "rows", "write_js"]
+           "histograms", "rows", "write_atomic", "write_js"]
 
 NUMBER_FIELDS = (
     ("logit", "explained logit"),
@@ -142,7 +142,9 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _replace(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file beside it that is
+    renamed into place: a killed run leaves the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
     temporary.write_text(text, encoding="utf-8")
@@ -158,7 +160,7 @@ def write_js(path: Path, name: str, value: dict | None = None,
                                   for key, column in table.items()) + "\n}"
     else:
         body = json.dumps(clean(value), indent=1, allow_nan=False, ensure_ascii=False)
-    _replace(path, f"window.{name} = {body};\n")
+    write_atomic(path, f"window.{name} = {body};\n")
 
 
 def class_names(given: Any, classes: int) -> list[str] | None:
