@@ -457,3 +457,15 @@ def test_data_with_nan_is_refused_and_the_next_run_is_not_blocked(setup, tmp_pat
         dk.report(setup.store, out, data=bad, thumb_size=8, progress=False)
     dk.report(setup.store, out, data=setup.x, thumb_size=8, progress=False)
     assert sum(name.endswith("-input.png") for name in thumbs(out)) == N
+
+
+def test_overwrite_never_replaces_files_no_report_wrote(setup, tmp_path):
+    """overwrite=True writes into a folder that is not a report only where none of the
+    report's names (data/, index.html, …) is taken: a user's data/ stays untouched."""
+    mine = tmp_path / "mine"
+    (mine / "data").mkdir(parents=True)
+    (mine / "data" / "precious.csv").write_text("1,2,3")
+    with pytest.raises(FileExistsError, match="holds data, which no report wrote"):
+        dk.report(setup.store, mine, thumb_size=8, overwrite=True, progress=False)
+    assert (mine / "data" / "precious.csv").read_text() == "1,2,3"
+    assert sorted(p.name for p in mine.iterdir()) == ["data"]

@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="report an unfinished store (its done samples)")
     report.add_argument("--overwrite", action="store_true",
                         help="write into a --out folder that is not a report (its other "
-                             "files stay), and draw every thumbnail again")
+                             "files stay; refused where data/, index.html, … are taken), "
+                             "and draw every thumbnail again")
 
     demo = commands.add_parser(
         "demo", parents=[common], help="train a digits CNN and compare DTD with LRP",

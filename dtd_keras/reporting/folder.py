@@ -69,10 +69,18 @@ def check_out(out: Path, store: Path, overwrite: bool) -> None:
                          "outside it (e.g. next to the store)")
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"out {out} is a file, not a folder")
-    if (out.is_dir() and any(out.iterdir()) and read_manifest(out) is None and not overwrite):
-        raise FileExistsError(f"out {out} is not empty and holds no earlier report; choose a "
-                              "new or empty folder, or pass overwrite=True (--overwrite) to "
-                              "write the report's files there (other files stay)")
+    if out.is_dir() and any(out.iterdir()) and read_manifest(out) is None:
+        if not overwrite:
+            raise FileExistsError(f"out {out} is not empty and holds no earlier report; "
+                                  "choose a new or empty folder, or pass overwrite=True "
+                                  "(--overwrite) to write the report's files there (other "
+                                  "files stay)")
+        taken = [name for name in _OURS if (out / name).exists() or (out / name).is_symlink()]
+        if taken:
+            raise FileExistsError(f"out {out} holds {', '.join(taken)}, which no report wrote "
+                                  f"(there is no report's data/manifest.json), and the report "
+                                  f"writes {', '.join(_OURS)} there; overwrite=True replaces "
+                                  "only an earlier report's files: choose another folder")
 
 
 def remove_ours(out: Path) -> None:
@@ -158,8 +166,6 @@ class Manifest:
         self.data.update(means_state=self.means_state, class_means=class_means)
 
     def save(self) -> None:
-        """Write ``data/manifest.json`` atomically (the folder ``data/`` must exist)."""
-        path = self.out / "data" / "manifest.json"
-        temporary = path.with_name(f".manifest.{os.getpid()}.partial")
-        temporary.write_text(json.dumps(tables.clean(self.data), indent=1), encoding="utf-8")
-        os.replace(temporary, path)
+        """Write ``data/manifest.json`` atomically."""
+        tables.write_atomic(self.out / "data" / "manifest.json",
+                            json.dumps(tables.clean(self.data), indent=1))

@@ -214,8 +214,9 @@ def report(results: Any, out: str | os.PathLike, *, data: Any = None,
     allow_partial:
         Report an unfinished store: its done samples only.
     overwrite:
-        Write into a non-empty folder that is not a report (other files stay), and make
-        every thumbnail again.
+        Write into a non-empty folder that is not a report (other files stay; refused
+        where one of the report's names, e.g. ``data/``, is taken), and make every
+        thumbnail again.
     progress:
         Show a progress bar over the thumbnail shards.
 
