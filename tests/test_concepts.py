@@ -196,6 +196,22 @@ def test_save_and_load_round_trip(relmax, tmp_path):
         dk.concepts.load_reference_samples(tmp_path / "refs")
 
 
+def test_save_never_replaces_files_it_did_not_write(relmax, tmp_path):
+    """save() writes into a new or empty folder or an earlier save (again: same result),
+    and refuses a folder holding other files, which stay untouched."""
+    first = relmax.save(tmp_path / "refs")
+    (first / ".arrays.npz.123.partial").write_bytes(b"killed")  # a killed save's leftover
+    relmax.save(first)
+    assert dk.concepts.load_reference_samples(first).layer == relmax.layer
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "arrays.npz").write_bytes(b"mine")
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="holds notes.txt, which ReferenceSamples.save"):
+        relmax.save(mine)
+    assert (mine / "arrays.npz").read_bytes() == b"mine"
+
+
 def test_bad_arguments_are_named(model, analyzer, data, tmp_path):
     x, y = data
     out = tmp_path / "never"

@@ -20,6 +20,7 @@ and heatmap (no position along the boxed axes).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,10 +129,13 @@ class ReferenceSamples:
     def save(self, path: str | Path) -> Path:
         """Write a folder ``path`` holding ``reference_samples.json`` (layer, method,
         shapes) and ``arrays.npz`` (the arrays, one entry per crop and heatmap); read it
-        back with :func:`load_reference_samples`."""
+        back with :func:`load_reference_samples`.
+
+        ``path`` must be new, empty or an earlier save (a ``FileExistsError`` otherwise:
+        files it did not write are never replaced). Each file goes through a temporary
+        file renamed into place, so a killed save leaves the old file or the new one."""
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise FileExistsError(f"{path} exists and is not a folder")
+        _check_save_folder(path)
         path.mkdir(parents=True, exist_ok=True)
         arrays = {"channels": self.channels, "indices": self.indices, "scores": self.scores,
                   "found": self.found, "boxes": self.boxes}
@@ -139,11 +143,16 @@ class ReferenceSamples:
             for j, (piece, heat) in enumerate(zip(row, maps)):
                 arrays[f"crop_{c}_{j}"] = piece
                 arrays[f"heatmap_{c}_{j}"] = heat
-        np.savez_compressed(path / _ARRAYS, **arrays)
-        (path / _JSON).write_text(json.dumps({
+        partial = path / f".{_ARRAYS}.{os.getpid()}.partial"
+        with open(partial, "wb") as file:
+            np.savez_compressed(file, **arrays)
+        os.replace(partial, path / _ARRAYS)
+        partial = path / f".{_JSON}.{os.getpid()}.partial"
+        partial.write_text(json.dumps({
             "format": FORMAT, "format_version": FORMAT_VERSION, "layer": self.layer,
             "method": self.method, "channels": len(self.channels), "k": int(self.indices.shape[1]),
             "arrays": _ARRAYS}, indent=1), encoding="utf-8")
+        os.replace(partial, path / _JSON)
         return path
 
     def plot(self, *, heatmaps: bool = True, size: float = 1.2) -> Any:
@@ -188,6 +197,32 @@ def _displayable(piece: np.ndarray) -> np.ndarray:
         image = image.mean(axis=-1)
     low, high = (image.min(), image.max()) if image.size else (0.0, 1.0)
     return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def _check_save_folder(path: Path) -> None:
+    """``FileExistsError`` unless ``path`` is absent, an empty folder, or holds only what
+    :meth:`ReferenceSamples.save` writes (its JSON, if there, of this format; leftovers of
+    a killed save are its own temporary files)."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder")
+    ours = (_JSON, _ARRAYS)
+    foreign = sorted(entry.name for entry in path.iterdir() if entry.name not in ours and not (
+        entry.name.startswith(tuple(f".{name}." for name in ours))
+        and entry.name.endswith(".partial")))
+    written = (path / _JSON).is_file() and _format(path / _JSON) == FORMAT
+    if foreign or ((path / _JSON).exists() and not written):
+        raise FileExistsError(
+            f"{path} holds {', '.join(foreign) or _JSON}, which ReferenceSamples.save did not "
+            "write; save into a new or empty folder, or an earlier save's folder")
+
+
+def _format(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def load_reference_samples(path: str | Path) -> ReferenceSamples:
