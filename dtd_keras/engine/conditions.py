@@ -27,13 +27,13 @@ columns); other layers and rule classes keep the dense path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from .layer_relevance import layer_keys, supports_layers
+from .layer_relevance import layer_keys, supports_layers, takes
 
 __all__ = ["ChannelMasks", "channel_axis", "channel_masks", "condition_channels",
            "explain_conditioned", "merged_channels", "propagate_channels", "sparse_axis",
@@ -126,7 +126,7 @@ def condition_channels(analyzer: Any, condition: Any
         raise ValueError(f"condition must name exactly one layer, got {len(condition)} "
                          f"({list(condition)}); explain each layer's concepts in its own call")
     (name, channels), = condition.items()
-    if "condition" not in _parameters(analyzer):
+    if not takes(analyzer, "condition"):
         raise ValueError(f"{type(analyzer).__name__} computes no conditional heatmaps; use "
                          "a rule-based analyzer (DTD, LRP) for condition=")
     (name,), (key,) = layer_keys(analyzer, [name], "condition=")  # known, one float output
@@ -152,12 +152,6 @@ def condition_channels(analyzer: Any, condition: Any
                          f"has {count} channels (output shape {shape}); give one or more "
                          f"indices in 0..{count - 1}")
     return name, key, picked.astype(np.int32), axis
-
-
-def _parameters(analyzer: Any) -> Sequence[str]:
-    import inspect
-
-    return tuple(inspect.signature(analyzer._relevance_graph).parameters)
 
 
 class ChannelMasks(dict):

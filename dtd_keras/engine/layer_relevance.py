@@ -21,7 +21,7 @@ import tensorflow as tf
 
 __all__ = ["concrete_with_layers", "empty_input_maps", "empty_layer_maps", "input_counts",
            "join_neurons", "layer_input_keys", "layer_keys", "split_outputs",
-           "supports_layers", "unknown_layers"]
+           "supports_layers", "takes", "unknown_layers"]
 
 LISTED = 20
 """Up to this many known layers are listed in an unknown-name error; more are not (a
@@ -52,7 +52,13 @@ def unknown_layers(argument: str, unknown: Sequence[str], known: Sequence[str],
 def supports_layers(analyzer: Any) -> bool:
     """Whether ``analyzer``'s backward pass can capture hidden layers' relevance (its
     ``_relevance_graph`` takes ``layers``; the gradient presets' does not)."""
-    return "layers" in inspect.signature(analyzer._relevance_graph).parameters
+    return takes(analyzer, "layers")
+
+
+def takes(analyzer: Any, parameter: str) -> bool:
+    """Whether ``analyzer``'s ``_relevance_graph`` has the argument ``parameter``
+    (``"layers"``, ``"condition"``): what its backward pass can do."""
+    return parameter in inspect.signature(analyzer._relevance_graph).parameters
 
 
 def layer_keys(analyzer: Any, layers: str | Sequence[str] | None, argument: str = "layers="
