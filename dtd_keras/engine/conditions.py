@@ -27,13 +27,13 @@ columns); other layers and rule classes keep the dense path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from .layer_relevance import layer_keys, supports_layers
+from .layer_relevance import layer_keys, supports_layers, takes
 
 __all__ = ["ChannelMasks", "channel_axis", "channel_masks", "condition_channels",
            "explain_conditioned", "merged_channels", "propagate_channels", "sparse_axis",
@@ -126,11 +126,11 @@ def condition_channels(analyzer: Any, condition: Any
         raise ValueError(f"condition must name exactly one layer, got {len(condition)} "
                          f"({list(condition)}); explain each layer's concepts in its own call")
     (name, channels), = condition.items()
-    if "condition" not in _parameters(analyzer):
+    if not takes(analyzer, "condition"):
         raise ValueError(f"{type(analyzer).__name__} computes no conditional heatmaps; use "
                          "a rule-based analyzer (DTD, LRP) for condition=")
     (name,), (key,) = layer_keys(analyzer, [name], "condition=")  # known, one float output
-    call = next(step.call for step, _ in analyzer._steps if step.call.name == name)
+    call = analyzer.behaviour(name).call
     shape = analyzer.graph.shapes[key]
     merged = merged_channels(analyzer.graph, key)
     if merged:
@@ -152,12 +152,6 @@ def condition_channels(analyzer: Any, condition: Any
                          f"has {count} channels (output shape {shape}); give one or more "
                          f"indices in 0..{count - 1}")
     return name, key, picked.astype(np.int32), axis
-
-
-def _parameters(analyzer: Any) -> Sequence[str]:
-    import inspect
-
-    return tuple(inspect.signature(analyzer._relevance_graph).parameters)
 
 
 class ChannelMasks(dict):
@@ -337,7 +331,7 @@ def explain_conditioned(analyzer: Any, x: Any, neuron: Any, condition: Any,
     from ..engine.neurons import check_neurons_per_pass, parse_neurons
     from ..engine.tokens import empty_maps
     from ..explanation import Explanation
-    from .layer_relevance import empty_layer_maps
+    from .layer_relevance import empty_layer_maps, join_neurons
 
     name, key, channels, axis = condition_channels(analyzer, condition)
     names, keys = layer_keys(analyzer, layers)
@@ -364,12 +358,4 @@ def explain_conditioned(analyzer: Any, x: Any, neuron: Any, condition: Any,
         function = _concrete(analyzer, name, key, axis, part.size, names)
         parts.append(analyzer._run(lambda a, c, f=function, p=part: f(a, c, tf.constant(p)),
                                    arrays, chosen, names))
-    if len(parts) == 1:
-        return parts[0]
-    maps = [np.concatenate(m, axis=1) for m in zip(*(p.maps() for p in parts))]
-    return Explanation(maps if len(maps) > 1 else maps[0], parts[0].neuron,
-                       parts[0].explained, absorbed_by=analyzer.absorbed_by,
-                       embeddings={k: np.concatenate([p.embeddings[k] for p in parts], axis=1)
-                                   for k in parts[0].embeddings},
-                       layer_relevance={k: np.concatenate([p.layer_relevance[k] for p in parts],
-                                                          axis=1) for k in names})
+    return parts[0] if len(parts) == 1 else join_neurons(parts)

@@ -114,8 +114,7 @@ def check_sizes(graph: Graph, shapes: Sequence[tuple]) -> None:
         inputs = [values[k] for k in call.inputs]
         received = ", ".join(str(tuple(x.shape)) for x in inputs)
         try:
-            local = {id(t): v for t, v in zip(call.node.input_tensors, inputs)}
-            args, kwargs = call.node.arguments.fill_in(local)
+            args, kwargs = call.arguments(inputs)
             outputs = keras.tree.flatten(call.operation.compute_output_spec(*args, **kwargs))
         except ValueError as error:
             raise _too_small(call, received, shown,

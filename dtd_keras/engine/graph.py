@@ -77,6 +77,12 @@ class Call:
         """``'name' (Class)``: how errors name this call."""
         return f"'{self.name}' ({type(self.operation).__name__})"
 
+    def arguments(self, inputs: Any) -> tuple[tuple, dict]:
+        """The call's positional and keyword arguments with ``inputs`` (one value per
+        input tensor of its node, in order) in those tensors' place."""
+        local = {id(t): v for t, v in zip(self.node.input_tensors, inputs)}
+        return self.node.arguments.fill_in(local)
+
 
 @dataclass
 class Graph:

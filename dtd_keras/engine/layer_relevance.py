@@ -21,7 +21,7 @@ import tensorflow as tf
 
 __all__ = ["concrete_with_layers", "empty_input_maps", "empty_layer_maps", "input_counts",
            "join_neurons", "layer_input_keys", "layer_keys", "split_outputs",
-           "supports_layers", "unknown_layers"]
+           "supports_layers", "takes", "unknown_layers"]
 
 LISTED = 20
 """Up to this many known layers are listed in an unknown-name error; more are not (a
@@ -52,7 +52,13 @@ def unknown_layers(argument: str, unknown: Sequence[str], known: Sequence[str],
 def supports_layers(analyzer: Any) -> bool:
     """Whether ``analyzer``'s backward pass can capture hidden layers' relevance (its
     ``_relevance_graph`` takes ``layers``; the gradient presets' does not)."""
-    return "layers" in inspect.signature(analyzer._relevance_graph).parameters
+    return takes(analyzer, "layers")
+
+
+def takes(analyzer: Any, parameter: str) -> bool:
+    """Whether ``analyzer``'s ``_relevance_graph`` has the argument ``parameter``
+    (``"layers"``, ``"condition"``): what its backward pass can do."""
+    return parameter in inspect.signature(analyzer._relevance_graph).parameters
 
 
 def layer_keys(analyzer: Any, layers: str | Sequence[str] | None, argument: str = "layers="
@@ -77,7 +83,7 @@ def layer_keys(analyzer: Any, layers: str | Sequence[str] | None, argument: str 
         raise ValueError(f"{type(analyzer).__name__} computes no relevance at hidden layers "
                          "(it is not a layer-by-layer relevance pass); use a rule-based "
                          "analyzer (DTD, LRP) for layers=")
-    calls = {step.call.name: step.call for step, _ in analyzer._steps}
+    calls = _calls(analyzer)
     unknown = [n for n in names if n not in calls]
     if unknown:
         raise ValueError(unknown_layers(argument, unknown, list(calls)))
@@ -97,15 +103,20 @@ def layer_keys(analyzer: Any, layers: str | Sequence[str] | None, argument: str 
     return names, tuple(keys)
 
 
+def _calls(analyzer: Any) -> dict[str, Any]:
+    """``{name: call}`` for every call the analyzer explains."""
+    return {step.call.name: step.call for step, _ in analyzer._steps}
+
+
 def input_counts(analyzer: Any, names: Sequence[str]) -> tuple[int, ...]:
     """How many inputs each of the calls ``names`` (known names) reads."""
-    calls = {step.call.name: step.call for step, _ in analyzer._steps}
+    calls = _calls(analyzer)
     return tuple(len(calls[name].inputs) for name in names)
 
 
 def layer_input_keys(analyzer: Any, names: Sequence[str]) -> list[tuple[int, ...]]:
     """The tensor keys of each call's inputs (known names)."""
-    calls = {step.call.name: step.call for step, _ in analyzer._steps}
+    calls = _calls(analyzer)
     return [tuple(calls[name].inputs) for name in names]
 
 
@@ -183,8 +194,10 @@ def split_outputs(analyzer: Any, maps: Sequence[Any], names: Sequence[str], inpu
 
 def join_neurons(parts: Sequence[Any]) -> Any:
     """One :class:`~dtd_keras.Explanation` from explanations of consecutive chunks of the
-    K neurons per sample (everything per neuron joined along axis 1; the layers' input
-    values, per sample only, from the first)."""
+    K neurons per sample, or of the K conditioned channels (everything per neuron or
+    channel joined along axis 1; ``neuron``/``explained`` too where they have a K axis,
+    else, one per sample as for ``condition=``, from the first, as are the layers' input
+    values)."""
     from ..explanation import Explanation
 
     def join(arrays: Any) -> np.ndarray:
@@ -192,9 +205,12 @@ def join_neurons(parts: Sequence[Any]) -> Any:
 
     first = parts[0]
     maps = [join(m) for m in zip(*(p.maps() for p in parts))]
+    per_sample = np.ndim(first.neuron) < 2
     return Explanation(
-        maps if len(maps) > 1 else maps[0], join(p.neuron for p in parts),
-        join(p.explained for p in parts), absorbed_by=first.absorbed_by,
+        maps if len(maps) > 1 else maps[0],
+        first.neuron if per_sample else join(p.neuron for p in parts),
+        first.explained if per_sample else join(p.explained for p in parts),
+        absorbed_by=first.absorbed_by,
         embeddings={k: join(p.embeddings[k] for p in parts) for k in first.embeddings},
         layer_relevance={k: join(p.layer_relevance[k] for p in parts)
                          for k in first.layer_relevance},

@@ -138,8 +138,7 @@ def _symbolic_shapes(graph: Any, shapes: Sequence[tuple]) -> dict[int, tuple]:
     for call in graph.calls:
         try:
             inputs = [values[k] for k in call.inputs]
-            local = {id(t): v for t, v in zip(call.node.input_tensors, inputs)}
-            args, kwargs = call.node.arguments.fill_in(local)
+            args, kwargs = call.arguments(inputs)
             outputs = keras.tree.flatten(call.operation.compute_output_spec(*args, **kwargs))
         except Exception:  # noqa: BLE001 - shape inference unavailable
             break

@@ -66,8 +66,7 @@ LRP_0 = Epsilon(0.0)
 
 def _arguments(call: Call, inputs: list[Tensor]) -> tuple[list, dict]:
     """The call's positional and keyword arguments, with ``inputs`` in its tensors' place."""
-    local = {id(t): v for t, v in zip(call.node.input_tensors, inputs)}
-    args, kwargs = call.node.arguments.fill_in(local)
+    args, kwargs = call.arguments(inputs)
     return list(args), dict(kwargs)
 
 

@@ -67,11 +67,6 @@ class _Slot:
         self.index = index
 
 
-def _arguments(call: Call, values: dict[int, Any]) -> tuple[tuple, dict]:
-    """The call's arguments with its input tensors replaced by ``values`` (by id)."""
-    return call.node.arguments.fill_in(values)
-
-
 def _slots(call: Call) -> tuple[tuple, dict]:
     """The call's arguments with each input tensor replaced by a :class:`_Slot` (the
     first occurrence's index, where one tensor is passed several times)."""
@@ -79,7 +74,7 @@ def _slots(call: Call) -> tuple[tuple, dict]:
     marks = {}
     for i, t in enumerate(tensors):
         marks.setdefault(id(t), _Slot(i))
-    return _arguments(call, marks)
+    return call.node.arguments.fill_in(marks)
 
 
 def _mode(step: LayerRelevance) -> str:
@@ -119,8 +114,7 @@ class DotProductAttentionRelevance(LayerRelevance):
                           "backend has none)")
 
     def _values(self, inputs) -> dict[str, Any]:
-        local = {id(t): v for t, v in zip(self.call.node.input_tensors, inputs)}
-        args, kwargs = _arguments(self.call, local)
+        args, kwargs = self.call.arguments(inputs)
         bound = self._signature.bind(*args, **kwargs)
         return {name: bound.arguments.get(name) for name in self.PARAMETERS}
 

@@ -79,9 +79,7 @@ class LayerRelevance:
 
     def forward(self, inputs: Sequence[Tensor]) -> list[Tensor]:
         """Run the op on concrete inputs (inference mode)."""
-        node = self.call.node
-        local = {id(t): v for t, v in zip(node.input_tensors, inputs)}
-        args, kwargs = node.arguments.fill_in(local)
+        args, kwargs = self.call.arguments(inputs)
         if getattr(self.layer, "_call_has_training_arg", False):
             kwargs = {**kwargs, "training": False}
         if getattr(self.layer, "compute_dtype", "float32") in LOW_PRECISION:

@@ -32,6 +32,7 @@ from typing import Any
 import tensorflow as tf
 
 from ..engine.division import safe_divide
+from .linear import stabilize
 
 __all__ = ["ATTENTION_MODES", "BILINEAR_EPSILON", "bilinear_relevance",
            "constant_left_relevance", "softmax_relevance", "stabilize"]
@@ -43,14 +44,6 @@ ATTENTION_MODES = (None, "attn_lrp", "cp_lrp")
 
 BILINEAR_EPSILON = 1e-6
 """The ε stabilising the bilinear rules' denominators unless the analyzer sets one."""
-
-
-def stabilize(z: Tensor, epsilon: float) -> Tensor:
-    """``z + ε·sign(z)``, with ``sign(0) = +1`` (as LRP-ε); ``ε = 0`` leaves ``z``."""
-    if epsilon == 0:
-        return z
-    eps = tf.constant(epsilon, z.dtype)
-    return z + tf.where(z >= 0, eps, -eps)
 
 
 def softmax_relevance(x: Tensor, s: Tensor, relevance: Tensor,

@@ -33,7 +33,7 @@ from ..engine.propagation import (  # noqa: F401  (re-exported: the rules' share
 from ..engine.terms import _same
 
 __all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Rule", "W2", "Z", "ZBox", "ZFlat", "ZPlus",
-           "ZSign"]
+           "ZSign", "stabilize"]
 
 Tensor = Any
 
@@ -211,6 +211,16 @@ class ZBox(Rule):
         return f"ZBox(low={show(self.low)}, high={show(self.high)})"
 
 
+def stabilize(z: Tensor, epsilon: float) -> Tensor:
+    """``z + ε·sign(z)``, with ``sign(0) = +1`` (LRP-ε's stabiliser); ``ε = 0`` leaves
+    ``z``. Shared by :class:`Epsilon` and the bilinear rules of
+    :mod:`dtd_keras.rules.attention`."""
+    if epsilon == 0:
+        return z
+    eps = tf.constant(epsilon, z.dtype)
+    return z + tf.where(z >= 0, eps, -eps)
+
+
 @dataclass(frozen=True)
 class Epsilon(Rule):
     r"""LRP-ε (seed section 4): :math:`R_i = \sum_j \frac{z_{ij}}{s(\sum_i z_{ij} + b_j)} R_j`.
@@ -233,10 +243,7 @@ class Epsilon(Rule):
         return True
 
     def stabilize(self, denominator: Tensor) -> Tensor:
-        if self.epsilon == 0:
-            return denominator
-        epsilon = tf.constant(self.epsilon, denominator.dtype)
-        return denominator + tf.where(denominator >= 0, epsilon, -epsilon)
+        return stabilize(denominator, self.epsilon)
 
 
 @dataclass(frozen=True)
