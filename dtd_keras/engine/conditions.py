@@ -234,7 +234,7 @@ def propagate_channels(rule: Any, forward: Any, kernel: tf.Tensor, bias: tf.Tens
     the K picked columns (``[batch, …, K]``), and copy k's backward pass on column k
     alone. Equal to the dense pass (the other channels pass no relevance)."""
     from .division import safe_divide
-    from .propagation import _SIDES
+    from .propagation import _SIDES, sum_over_groups
     from .terms import group_terms
 
     count = int(channels.shape[0])
@@ -251,28 +251,24 @@ def propagate_channels(rule: Any, forward: Any, kernel: tf.Tensor, bias: tf.Tens
     if preactivation is not None:
         preactivation = tf.gather(preactivation, channels, axis=axis)
     reuse = preactivation is not None and rule.plain
-    total, plain = None, {True: preactivation, False: None}
-    for group in rule.groups(domain):
-        upper = picked
-        if total is not None:  # one group after the other
-            with tf.control_dependencies([total]):
-                upper = tf.identity(picked)
-        if group.where is not None:
-            with_bias, test = _SIDES[group.where]
-            if plain[with_bias] is None:
-                with tf.control_dependencies([relevance]):
-                    plain[with_bias] = forward(x, kernel, bias if with_bias else None)
-            upper = tf.where(test(per_copy(plain[with_bias])), upper, tf.zeros_like(upper))
+    plain = {True: preactivation, False: None}
+
+    def side(where: str) -> tf.Tensor:
+        with_bias, test = _SIDES[where]
+        if plain[with_bias] is None:
+            with tf.control_dependencies([relevance]):
+                plain[with_bias] = forward(x, kernel, bias if with_bias else None)
+        return test(per_copy(plain[with_bias]))
+
+    def contribute(group: Any, upper: tf.Tensor) -> tf.Tensor:
         if reuse:
             z = preactivation
         else:
             _, z = group_terms(group, forward, kernel, bias, x, upper, stack=stack)
         s = safe_divide(upper, rule.stabilize(per_copy(z)), group.nonnegative)
-        contribution = _column_gradients(group, forward, kernel, x, s, count, axis, stack)
-        if group.coefficient != 1.0:
-            contribution = group.coefficient * contribution
-        total = contribution if total is None else total + contribution
-    return total
+        return _column_gradients(group, forward, kernel, x, s, count, axis, stack)
+
+    return sum_over_groups(rule, domain, picked, side, contribute)
 
 
 def _column_gradients(group: Any, forward: Any, kernel: tf.Tensor, x: tf.Tensor,

@@ -53,7 +53,7 @@ from .terms import (
 )
 
 __all__ = ["TINY", "Group", "Term", "deferred_overflow_check", "negative", "overflowed",
-           "positive", "propagate", "safe_divide", "tile"]
+           "positive", "propagate", "safe_divide", "sum_over_groups", "tile"]
 
 Tensor = Any
 Rule = Any  # a dtd_keras.rules.Rule: groups(domain), stabilize(d), plain, chunkable
@@ -87,45 +87,58 @@ def propagate(rule: Rule, forward: Callable[[Tensor, Tensor, Tensor | None], Ten
     """
     block = row_block_size(kernel, rule) if row_separable else None
     reuse = preactivation is not None and rule.plain
-    total, plain = None, {True: preactivation, False: None}  # with / without the bias
-    for group in rule.groups(domain):
-        upper = relevance
-        if total is not None:  # one group after the other: their temporaries never coexist
-            with tf.control_dependencies([total]):
-                upper = tf.identity(relevance)
-        if group.where is not None:
-            with_bias, test = _SIDES[group.where]
-            if plain[with_bias] is None:  # the layer's own Σ_i x_i w_ij (+ b_j)
-                with tf.control_dependencies([relevance]):
-                    plain[with_bias] = forward(x, kernel, bias if with_bias else None)
-            side = test(plain[with_bias])
-            if copies is not None:
-                side = tile(side, copies)
-            upper = tf.where(side, relevance, tf.zeros_like(relevance))
+    plain = {True: preactivation, False: None}  # with / without the bias
+
+    def side(where: str) -> Tensor:
+        with_bias, test = _SIDES[where]
+        if plain[with_bias] is None:  # the layer's own Σ_i x_i w_ij (+ b_j)
+            with tf.control_dependencies([relevance]):
+                plain[with_bias] = forward(x, kernel, bias if with_bias else None)
+        found = test(plain[with_bias])
+        return found if copies is None else tile(found, copies)
+
+    def contribute(group: Group, upper: Tensor) -> Tensor:
         if block is not None and not reuse:
-            contribution = propagate_blocks(group, rule, forward, kernel, bias, x, upper,
-                                            block, copies, stack)
-        elif copies is None and not reuse:  # one forward pass: denominator and gradient
+            return propagate_blocks(group, rule, forward, kernel, bias, x, upper, block,
+                                    copies, stack)
+        if copies is None and not reuse:  # one forward pass: denominator and gradient
             with tf.GradientTape() as tape:
                 inputs, z = group_terms(group, forward, kernel, bias, x, upper, tape,
                                          stack=stack)
             s = safe_divide(upper, rule.stabilize(z), group.nonnegative)
-            contribution = times_gradient(tape, z, inputs, s)
-        else:  # denominator once; the (tiled) forward pass only feeds the gradient
-            if reuse:
-                z = rule.stabilize(preactivation)
-            else:
-                _, z = group_terms(group, forward, kernel, bias, x, upper, stack=stack)
-                z = rule.stabilize(z)
-            s = divide(upper, z, copies, group.nonnegative)
-            if copies is None:
-                with tf.GradientTape() as tape:
-                    inputs, z = group_terms(group, forward, kernel, None, x, s, tape,
-                                             stack=stack)
-                contribution = times_gradient(tape, z, inputs, s)
-            else:
-                contribution = times_gradient_copies(group, forward, kernel, x, s, copies,
-                                                      stack)
+            return times_gradient(tape, z, inputs, s)
+        # denominator once; the (tiled) forward pass only feeds the gradient
+        if reuse:
+            z = rule.stabilize(preactivation)
+        else:
+            _, z = group_terms(group, forward, kernel, bias, x, upper, stack=stack)
+            z = rule.stabilize(z)
+        s = divide(upper, z, copies, group.nonnegative)
+        if copies is None:
+            with tf.GradientTape() as tape:
+                inputs, z = group_terms(group, forward, kernel, None, x, s, tape, stack=stack)
+            return times_gradient(tape, z, inputs, s)
+        return times_gradient_copies(group, forward, kernel, x, s, copies, stack)
+
+    return sum_over_groups(rule, domain, relevance, side, contribute)
+
+
+def sum_over_groups(rule: Rule, domain: Any, relevance: Tensor,
+                    side: Callable[[str], Tensor],
+                    contribute: Callable[[Group, Tensor], Tensor]) -> Tensor:
+    """``Σ_g coefficient_g · contribute(g, R_g)`` over ``rule``'s groups, one group after
+    the other (their temporaries never coexist); ``R_g`` is ``relevance``, kept only where
+    ``side(g.where)`` holds for a group with ``where``. The loop every rule runs, shared by
+    :func:`propagate` and the channel-sparse step of :mod:`dtd_keras.engine.conditions`."""
+    total = None
+    for group in rule.groups(domain):
+        upper = relevance
+        if total is not None:
+            with tf.control_dependencies([total]):
+                upper = tf.identity(relevance)
+        if group.where is not None:
+            upper = tf.where(side(group.where), upper, tf.zeros_like(upper))
+        contribution = contribute(group, upper)
         if group.coefficient != 1.0:
             contribution = group.coefficient * contribution
         total = contribution if total is None else total + contribution
